@@ -1,0 +1,107 @@
+"""Splits: sizes, the `<=` cutoff, unknown FLOPs, families, validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from obscale_bayes import splits
+from obscale_bayes.errors import UsageError
+from obscale_bayes.paper_presets import ANALYSES, DEFAULT_RAW_DIR, build_analysis, read_raw_tables
+
+
+@pytest.fixture
+def models():
+    return pd.DataFrame(
+        {
+            "model": [f"m{i}" for i in range(8)],
+            "family": ["A", "A", "A", "B", "B", "C", "C", "C"],
+            "flops_1e21": [1.0, 10.0, 84.0, 84.0001, np.nan, 5.0, 50.0, 500.0],
+            "params_b": [1, 7, 13, 14, 7, 1, 7, 70],
+        }
+    )
+
+
+def test_flops_cutoff_is_inclusive_and_unknown_goes_to_test(models):
+    s = splits.flops_cutoff(models, 84.0)
+    assert s.train_ids == ["m0", "m1", "m2", "m5", "m6"]
+    assert s.test_ids == ["m3", "m4", "m7"]
+    assert not (s.train & s.test).any()
+
+
+def test_flops_cutoff_drop_unknown(models):
+    s = splits.flops_cutoff(models, 84.0, unknown="drop")
+    assert s.test_ids == ["m3", "m7"]
+    assert s.dropped_ids == ["m4"]
+
+
+def test_top_fraction():
+    y = pd.Series([0.1, 0.9, np.nan, 0.5, 0.95, 0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.05],
+                  index=[f"m{i}" for i in range(12)])  # fmt: skip
+    s = splits.top_fraction(y, 0.1)  # 11 known -> int(1.1) = 1
+    assert s.test_ids == ["m4"]
+    assert s.dropped_ids == ["m2"]
+    s2 = splits.top_fraction(y, 0.25)  # int(2.75) = 2
+    assert set(s2.test_ids) == {"m4", "m1"}
+    assert s2.train.sum() == 9
+
+
+def test_leave_family_out(models):
+    s = splits.leave_family_out(models, "C", k_smallest=1)
+    assert s.test_ids == ["m6", "m7"]
+    assert "m5" in s.train_ids and len(s.train_ids) == 6
+    s0 = splits.leave_family_out(models, "C", k_smallest=0)
+    assert s0.test_ids == ["m5", "m6", "m7"]
+    # FLOPs unknown inside the family: rank by params
+    s_b = splits.leave_family_out(models, "B", k_smallest=1)
+    assert s_b.test_ids == ["m3"]
+
+
+def test_random_split(models):
+    s = splits.random_split(models, 0.25, seed=3)
+    assert s.test.sum() == 2 and s.train.sum() == 6
+    assert splits.random_split(models, 0.25, seed=3).test_ids == s.test_ids
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda m: splits.flops_cutoff(m, 0.5),  # empty train
+        lambda m: splits.flops_cutoff(m, -1.0),
+        lambda m: splits.flops_cutoff(m, 84.0, unknown="keep"),
+        lambda m: splits.flops_cutoff(m.drop(columns="flops_1e21"), 84.0),
+        lambda m: splits.leave_family_out(m, "Z"),
+        lambda m: splits.leave_family_out(m, "B", k_smallest=2),
+        lambda m: splits.random_split(m, 1.0, 0),
+        lambda m: splits.random_split(m, 0.0, 0),
+        lambda m: splits.top_fraction(m["flops_1e21"], 1.5),
+        lambda m: splits.top_fraction(m["flops_1e21"], 0.05),  # int(0.35) = 0 test models
+        lambda m: splits.flops_cutoff(m.iloc[:0], 84.0),
+    ],
+)
+def test_nonsense_raises_usage_error(models, call):
+    with pytest.raises(UsageError) as err:
+        call(models)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.skipif(
+    not (DEFAULT_RAW_DIR / "base_llm_benchmark_eval.csv").exists(), reason="no shared tables"
+)
+def test_preset_sizes_match_the_paper():
+    raw = read_raw_tables()
+    expected = {
+        "word_unscramble": (44, 19), "persian_qa": (40, 18), "arith_3ds": (30, 33),
+        "arith_2dm": (30, 33), "gsm8k_plain": (45, 28), "gsm8k_cot": (47, 28),
+        "gsm8k_cot_sc5": (47, 28), "agentbench": (20, 2), "agentboard": (10, 1),
+    }  # fmt: skip
+    assert [a.key for a in ANALYSES] == list(expected)
+    for a in ANALYSES:
+        d = build_analysis(a, raw, check_sizes=False)
+        assert (int(d.train.sum()), int(d.test.sum())) == expected[a.key], a.key
+    assert raw["base"].loc["cerebras/btlm-3b-8k-base", "flops_1e21"] == pytest.approx(11.286)
+    bench = build_analysis("agentbench", raw)
+    assert set(bench.models.index[bench.test]) == {"gpt-4-0613", "claude-2.0"}
+    board = build_analysis("agentboard", raw)
+    assert list(board.models.index[board.test]) == ["gpt-4-0314"]
