@@ -1,0 +1,71 @@
+"""Link functions and the observation noise model, in NumPy (the reference) and PyTensor.
+
+Score model for model m on benchmark j (scores rescaled to [0, 1] by the metric range)::
+
+    p_mj = g_j + (1 - g_j) * sigmoid(eta_mj)          (chance floor g_j)
+    sd_mj = sqrt(p_mj (1 - p_mj) / n_j + tau_j^2)     (binomial sampling noise + misfit)
+
+The NumPy versions are used for forecasting from posterior draws and as the reference the
+tests check the PyTensor graph against.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytensor.tensor as pt
+from numpy.typing import ArrayLike
+
+
+def sigmoid_np(eta: ArrayLike) -> np.ndarray:
+    """Numerically stable logistic function ``1 / (1 + exp(-eta))``."""
+    eta = np.asarray(eta, dtype=float)
+    out = np.empty_like(eta)
+    pos = eta >= 0
+    out[pos] = 1.0 / (1.0 + np.exp(-eta[pos]))
+    ez = np.exp(eta[~pos])
+    out[~pos] = ez / (1.0 + ez)
+    return out
+
+
+def floored_sigmoid_np(eta: ArrayLike, floor: ArrayLike) -> np.ndarray:
+    """``floor + (1 - floor) * sigmoid(eta)``: rises from the chance floor to 1."""
+    floor = np.asarray(floor, dtype=float)
+    return floor + (1.0 - floor) * sigmoid_np(eta)
+
+
+def logit_np(p: ArrayLike) -> np.ndarray:
+    """Inverse of :func:`sigmoid_np`."""
+    p = np.asarray(p, dtype=float)
+    return np.log(p) - np.log1p(-p)
+
+
+def noise_sd_np(p: ArrayLike, inv_n: ArrayLike, misfit: ArrayLike) -> np.ndarray:
+    """Observation sd: binomial sampling noise of a benchmark with ``1/inv_n`` items plus misfit.
+
+    The binomial variance uses the Laplace-smoothed rate ``(n p + 1) / (n + 2)``: a score of
+    exactly 0 (or 1) on n items is consistent with a true rate near 1/n, and without the
+    smoothing the variance at p -> 0 vanishes, so the likelihood of an exact 0 diverges as the
+    misfit shrinks (a degenerate mode the sampler finds).
+    """
+    p = np.clip(np.asarray(p, dtype=float), 0.0, 1.0)
+    inv_n = np.asarray(inv_n, dtype=float)
+    pt_ = (p + inv_n) / (1.0 + 2.0 * inv_n)
+    return np.sqrt(pt_ * (1.0 - pt_) * inv_n + np.asarray(misfit, dtype=float) ** 2)
+
+
+def floored_sigmoid_pt(eta, floor):
+    """PyTensor version of :func:`floored_sigmoid_np`."""
+    return floor + (1.0 - floor) * pt.sigmoid(eta)
+
+
+def noise_sd_pt(p, inv_n, misfit):
+    """PyTensor version of :func:`noise_sd_np`; ``inv_n`` is 1/n_items."""
+    p_s = (p + inv_n) / (1.0 + 2.0 * inv_n)
+    return pt.sqrt(p_s * (1.0 - p_s) * inv_n + misfit**2)
+
+
+def inv_items(n_items: ArrayLike, default_n: float) -> np.ndarray:
+    """1 / n_items, using ``default_n`` where the item count is unknown."""
+    n = np.asarray(n_items, dtype=float)
+    n = np.where(np.isfinite(n) & (n > 0), n, default_n)
+    return 1.0 / n
