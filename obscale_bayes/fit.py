@@ -209,6 +209,7 @@ class CapabilityModel:
         os.close(fd)
         try:
             tree.to_netcdf(tmp, engine="h5netcdf")
+            os.chmod(tmp, 0o644)
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
