@@ -112,7 +112,9 @@ def _bfmi(energy: np.ndarray) -> np.ndarray:
     return num / den
 
 
-def compute_diagnostics(idata: xr.DataTree, sampling_seconds: float = float("nan"), n_worst: int = 8) -> Diagnostics:
+def compute_diagnostics(
+    idata: xr.DataTree, sampling_seconds: float = float("nan"), n_worst: int = 8
+) -> Diagnostics:
     """Compute R-hat, ESS, divergences and E-BFMI over :data:`GATE_VARS` of a posterior tree."""
     post = idata["posterior"].dataset
     names = [v for v in GATE_VARS if v in post.data_vars]

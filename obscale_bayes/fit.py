@@ -103,7 +103,14 @@ class CapabilityModel:
     Build one with :meth:`fit` or :meth:`load`; do not call the constructor directly.
     """
 
-    def __init__(self, spec: ModelSpec, data: BenchmarkData, idata: xr.DataTree, diagnostics: Diagnostics, meta: dict):
+    def __init__(
+        self,
+        spec: ModelSpec,
+        data: BenchmarkData,
+        idata: xr.DataTree,
+        diagnostics: Diagnostics,
+        meta: dict,
+    ):
         self.spec = spec
         self.data = data
         self.idata = idata
@@ -144,7 +151,9 @@ class CapabilityModel:
         if not isinstance(spec, ModelSpec):
             spec = load_spec(spec)
         if sampler not in SAMPLERS:
-            raise UsageError(f"--sampler: unknown sampler '{sampler}'; use one of {', '.join(SAMPLERS)}")
+            raise UsageError(
+                f"--sampler: unknown sampler '{sampler}'; use one of {', '.join(SAMPLERS)}"
+            )
         for name, v in (("draws", draws), ("tune", tune), ("chains", chains)):
             if int(v) < 1:
                 raise UsageError(f"--{name} must be a positive integer, got {v}")
@@ -160,7 +169,16 @@ class CapabilityModel:
             )
         t0 = time.perf_counter()
         run = _sample_nutpie if sampler == "nutpie" else _sample_pymc
-        raw = run(model, int(draws), int(tune), int(chains), int(seed), float(target_accept), progress, cores)
+        raw = run(
+            model,
+            int(draws),
+            int(tune),
+            int(chains),
+            int(seed),
+            float(target_accept),
+            progress,
+            cores,
+        )
         seconds = time.perf_counter() - t0
         keep = {k: raw[k].dataset for k in ("posterior", "sample_stats") if k in raw.children}
         tree = xr.DataTree.from_dict(keep)
@@ -221,7 +239,9 @@ class CapabilityModel:
         """Read a fit written by :meth:`save`; a clear error for anything else."""
         p = Path(path)
         if not p.exists():
-            raise FitFileError(f"{p}: no such fit file; create one with 'obscale-bayes fit --out {p}'")
+            raise FitFileError(
+                f"{p}: no such fit file; create one with 'obscale-bayes fit --out {p}'"
+            )
         if p.is_dir():
             raise FitFileError(f"{p}: is a directory, not a fit file (.nc)")
         try:
@@ -232,7 +252,9 @@ class CapabilityModel:
                 f"{p}: not a readable NetCDF fit file ({type(exc).__name__}); refit with 'obscale-bayes fit'"
             ) from None
         if tree.attrs.get("obscale_format") != _FORMAT or "obscale" not in tree.children:
-            raise FitFileError(f"{p}: a NetCDF file, but not an obscale-bayes fit; refit with 'obscale-bayes fit'")
+            raise FitFileError(
+                f"{p}: a NetCDF file, but not an obscale-bayes fit; refit with 'obscale-bayes fit'"
+            )
         try:
             g = tree["obscale"].dataset
             spec = ModelSpec.from_json(str(g["spec_json"].item()), source=f"{p} (stored spec)")
@@ -240,7 +262,9 @@ class CapabilityModel:
             diag = Diagnostics.from_json(str(g["diagnostics_json"].item()))
             meta = json.loads(str(g["meta_json"].item()))
         except (KeyError, ValueError, TypeError) as exc:
-            raise FitFileError(f"{p}: fit file is damaged ({exc}); refit with 'obscale-bayes fit'") from None
+            raise FitFileError(
+                f"{p}: fit file is damaged ({exc}); refit with 'obscale-bayes fit'"
+            ) from None
         idata = tree.copy()
         del idata["obscale"]
         return cls(spec, data, idata, diag, meta)
@@ -253,7 +277,9 @@ class CapabilityModel:
     @cached_property
     def posterior(self) -> PosteriorArrays:
         inp = self.inputs
-        return posterior_arrays(self.idata, inp.inv_n, inp.metric_min, inp.metric_max, self.spec.structure["x0"])
+        return posterior_arrays(
+            self.idata, inp.inv_n, inp.metric_min, inp.metric_max, self.spec.structure["x0"]
+        )
 
     @property
     def family_ids(self) -> list[str]:
@@ -267,8 +293,18 @@ class CapabilityModel:
         """ArviZ summary of the main parameters."""
         import arviz as az
 
-        names = var_names or ["loading", "intercept", "misfit", "floor", "efficiency_mean", "slope_mean", "residual_sd"]
-        return az.summary(self.idata, var_names=[n for n in names if n in self.idata["posterior"].dataset])
+        names = var_names or [
+            "loading",
+            "intercept",
+            "misfit",
+            "floor",
+            "efficiency_mean",
+            "slope_mean",
+            "residual_sd",
+        ]
+        return az.summary(
+            self.idata, var_names=[n for n in names if n in self.idata["posterior"].dataset]
+        )
 
     # ---------------------------------------------------------------- forecasts
     def forecast(
@@ -300,7 +336,9 @@ class CapabilityModel:
         for fam, flops in targets:
             fam = str(fam).strip()
             if not fam:
-                raise UsageError("--family: the family name is empty; give a family like 'Llama-2' or a new name")
+                raise UsageError(
+                    "--family: the family name is empty; give a family like 'Llama-2' or a new name"
+                )
             theta, _, y = forecast_compute_draws(pa, fam, flops, rng)
             names.append(f"{fam} @ {float(flops):.3g} FLOPs")
             fams.append(fam)
@@ -318,7 +356,10 @@ class CapabilityModel:
             name="score",
         )
         cap = xr.DataArray(
-            theta, dims=("sample", "model", "factor"), coords={"model": names, "factor": pa.factor_ids}, name="capability"
+            theta,
+            dims=("sample", "model", "factor"),
+            coords={"model": names, "factor": pa.factor_ids},
+            name="capability",
         )
         table = summarize_draws(draws, ci)
         info = pd.DataFrame({"model": names, "family": fams, "flops": flops_l})
@@ -329,11 +370,14 @@ class CapabilityModel:
         order = {n: i for i, n in enumerate(names)}
         border = {b: i for i, b in enumerate(pa.benchmark_ids)}
         table = table.sort_values(
-            ["model", "benchmark"], key=lambda s: s.map(order) if s.name == "model" else s.map(border)
+            ["model", "benchmark"],
+            key=lambda s: s.map(order) if s.name == "model" else s.map(border),
         ).reset_index(drop=True)
         return Forecast(table=table, draws=draws, capability=cap)
 
-    def forecast_from_scores(self, new: BenchmarkData, ci: float = 0.9, seed: int = 0, n_particles: int = 256) -> Forecast:
+    def forecast_from_scores(
+        self, new: BenchmarkData, ci: float = 0.9, seed: int = 0, n_particles: int = 256
+    ) -> Forecast:
         """Fill in the blanks: forecast the scores a new model does not have from those it has.
 
         Each posterior draw updates the new model's capabilities with its observed scores

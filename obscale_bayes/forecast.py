@@ -59,7 +59,9 @@ class PosteriorArrays:
         except ValueError:
             return None
 
-    def scores(self, theta: np.ndarray, rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
+    def scores(
+        self, theta: np.ndarray, rng: np.random.Generator | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Expected score p and (if ``rng``) a predictive draw y, both (S, ..., J), in [0, 1].
 
         ``theta`` has shape (S, ..., K).
@@ -79,7 +81,9 @@ class PosteriorArrays:
         return self.metric_min + v * (self.metric_max - self.metric_min)
 
 
-def posterior_arrays(idata: xr.DataTree, inv_n: np.ndarray, metric_min: np.ndarray, metric_max: np.ndarray, x0: float) -> PosteriorArrays:
+def posterior_arrays(
+    idata: xr.DataTree, inv_n: np.ndarray, metric_min: np.ndarray, metric_max: np.ndarray, x0: float
+) -> PosteriorArrays:
     """Stack a fit's posterior into :class:`PosteriorArrays`."""
     post = idata["posterior"].dataset.stack(sample=("chain", "draw"))
 
@@ -87,7 +91,9 @@ def posterior_arrays(idata: xr.DataTree, inv_n: np.ndarray, metric_min: np.ndarr
         return post[name].transpose("sample", *dims).to_numpy()
 
     k = post.sizes["factor"]
-    slope_sd = arr("slope_sd", ("factor",)) if "slope_sd" in post else np.zeros((post.sizes["sample"], k))
+    slope_sd = (
+        arr("slope_sd", ("factor",)) if "slope_sd" in post else np.zeros((post.sizes["sample"], k))
+    )
     return PosteriorArrays(
         family_ids=[str(v) for v in post["family"].values],
         benchmark_ids=[str(v) for v in post["benchmark"].values],
@@ -110,7 +116,9 @@ def posterior_arrays(idata: xr.DataTree, inv_n: np.ndarray, metric_min: np.ndarr
     )
 
 
-def family_terms(pa: PosteriorArrays, family: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def family_terms(
+    pa: PosteriorArrays, family: str, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Efficiency and slope draws (S, K) of ``family``; population draws for an unseen family."""
     i = pa.family_index(family)
     if i is not None:
@@ -126,9 +134,13 @@ def check_flops(flops: float, where: str = "--flops") -> float:
     try:
         f = float(flops)
     except (TypeError, ValueError):
-        raise UsageError(f"{where}: '{flops}' is not a number; give training FLOPs like 1e24") from None
+        raise UsageError(
+            f"{where}: '{flops}' is not a number; give training FLOPs like 1e24"
+        ) from None
     if not np.isfinite(f) or f <= 0:
-        raise UsageError(f"{where}: FLOPs must be a positive finite number (e.g. 1e24), got {flops}")
+        raise UsageError(
+            f"{where}: FLOPs must be a positive finite number (e.g. 1e24), got {flops}"
+        )
     return f
 
 
@@ -137,13 +149,19 @@ def check_ci(ci: float) -> float:
     try:
         c = float(ci)
     except (TypeError, ValueError):
-        raise UsageError(f"--ci: '{ci}' is not a number; give an interval probability like 0.9") from None
+        raise UsageError(
+            f"--ci: '{ci}' is not a number; give an interval probability like 0.9"
+        ) from None
     if not 0.0 < c < 1.0:
-        raise UsageError(f"--ci: the interval probability must lie strictly between 0 and 1, got {ci}")
+        raise UsageError(
+            f"--ci: the interval probability must lie strictly between 0 and 1, got {ci}"
+        )
     return c
 
 
-def forecast_compute_draws(pa: PosteriorArrays, family: str, flops: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def forecast_compute_draws(
+    pa: PosteriorArrays, family: str, flops: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Draws of capabilities (S, K), expected scores (S, J) and predictive scores (S, J)."""
     x = np.log10(check_flops(flops)) - 21.0 - pa.x0
     a, b = family_terms(pa, family, rng)
@@ -159,6 +177,12 @@ def summarize_draws(draws: xr.DataArray, ci: float) -> pd.DataFrame:
     keys = [d for d in draws.dims if d != "sample"]
     df = mean.to_dataframe(name="mean").reset_index()[keys + ["mean"]]
     for name, qq in (("lower", (1 - ci) / 2), ("median", 0.5), ("upper", (1 + ci) / 2)):
-        df[name] = q.sel(quantile=qq).drop_vars("quantile").to_dataframe(name=name).reset_index()[name].to_numpy()
+        df[name] = (
+            q.sel(quantile=qq)
+            .drop_vars("quantile")
+            .to_dataframe(name=name)
+            .reset_index()[name]
+            .to_numpy()
+        )
     df["ci"] = ci
     return df

@@ -112,7 +112,9 @@ def prepare_inputs(data, spec: ModelSpec) -> ModelInputs:
     used_b = [b for b in data.benchmarks["benchmark"] if b in set(scores["benchmark"])]
     models = data.models[data.models["model"].isin(set(scores["model"]))].reset_index(drop=True)
     if models.empty or not used_b:
-        raise DataError(f"{data.source}: no scores to fit; the table has no non-missing score cells")
+        raise DataError(
+            f"{data.source}: no scores to fit; the table has no non-missing score cells"
+        )
     k = spec.n_factors
     anchors = spec.anchors
     missing = [a for a in anchors if a not in used_b]
@@ -197,7 +199,9 @@ def coords_of(inp: ModelInputs) -> dict[str, list]:
         "benchmark": inp.benchmark_ids,
         "factor": inp.factor_ids,
         "free_benchmark": [inp.benchmark_ids[j] for j in inp.free_bench],
-        "fitted_floor_benchmark": [inp.benchmark_ids[j] for j in np.flatnonzero(np.isnan(inp.floor))],
+        "fitted_floor_benchmark": [
+            inp.benchmark_ids[j] for j in np.flatnonzero(np.isnan(inp.floor))
+        ],
         "latent_flops_model": [inp.model_ids[i] for i in inp.unknown_x],
         "obs": np.arange(len(inp.y)),
     }
@@ -255,7 +259,9 @@ def build_model(data, spec: ModelSpec, inputs: ModelInputs | None = None) -> pm.
             z_b = pm.Normal("slope_z", 0.0, 1.0, dims=("family", "factor"))
             b = pm.Deterministic("slope", mu_b + sd_b * z_b, dims=("family", "factor"))
         else:
-            b = pm.Deterministic("slope", pt.tile(mu_b[None, :], (len(inp.family_ids), 1)), dims=("family", "factor"))
+            b = pm.Deterministic(
+                "slope", pt.tile(mu_b[None, :], (len(inp.family_ids), 1)), dims=("family", "factor")
+            )
         theta_mean = a[inp.family_idx] + b[inp.family_idx] * x[:, None]
         sd_e = prior("residual_sd", pr["residual_sd"], dims="factor")
         # Centred where the anchor pins capabilities tightly (MMLU, HellaSwag: thousands of
@@ -299,7 +305,9 @@ def build_model(data, spec: ModelSpec, inputs: ModelInputs | None = None) -> pm.
         # the anchor's logit), so anchors carry sampling noise only; the residual absorbs the rest.
         # Estimating both leaves a ridge the sampler cannot cross (R-hat 1.75 on HumanEval).
         tau_free = prior("misfit_free", pr["misfit"], dims="free_benchmark")
-        tau = pm.Deterministic("misfit", pt.set_subtensor(pt.zeros(n_b)[free], tau_free), dims="benchmark")
+        tau = pm.Deterministic(
+            "misfit", pt.set_subtensor(pt.zeros(n_b)[free], tau_free), dims="benchmark"
+        )
         # --- likelihood
         eta = alpha[inp.obs_bench] + (lam[inp.obs_bench] * theta[inp.obs_model]).sum(axis=1)
         p = floored_sigmoid_pt(eta, floor[inp.obs_bench])

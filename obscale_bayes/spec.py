@@ -137,7 +137,9 @@ class ModelSpec:
     def from_json(cls, text: str, source: str = "<fit file>") -> ModelSpec:
         return spec_from_dict(json.loads(text), source=source)
 
-    def with_overrides(self, priors: dict[str, dict[str, Any]] | None = None, **structure: Any) -> ModelSpec:
+    def with_overrides(
+        self, priors: dict[str, dict[str, Any]] | None = None, **structure: Any
+    ) -> ModelSpec:
         """A copy with some priors and/or structural options replaced (validated)."""
         d = self.to_dict()
         d["structure"].update(structure)
@@ -168,12 +170,16 @@ def _check_prior(where: str, key: str, prior: Any) -> dict[str, Any]:
             raise SpecError(f"{where}: prior '{key}' ({dist}) is missing parameter '{p}'")
         v = prior[p]
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-            raise SpecError(f"{where}: prior '{key}' parameter '{p}' must be a finite number, got {v!r}")
+            raise SpecError(
+                f"{where}: prior '{key}' parameter '{p}' must be a finite number, got {v!r}"
+            )
         if p in positive and v <= 0:
             raise SpecError(f"{where}: prior '{key}' parameter '{p}' must be > 0, got {v}")
         out[p] = float(v)
     if dist == "uniform" and out["upper"] <= out["lower"]:
-        raise SpecError(f"{where}: prior '{key}' needs lower < upper, got {out['lower']} >= {out['upper']}")
+        raise SpecError(
+            f"{where}: prior '{key}' needs lower < upper, got {out['lower']} >= {out['upper']}"
+        )
     return out
 
 
@@ -202,7 +208,9 @@ def _check_structure(where: str, s: dict[str, Any]) -> dict[str, Any]:
             f"{s['anchors']}; list anchors only"
         )
     if s["likelihood"] not in ("normal", "student_t"):
-        raise SpecError(f"{where}: structure.likelihood must be 'normal' or 'student_t', got {s['likelihood']!r}")
+        raise SpecError(
+            f"{where}: structure.likelihood must be 'normal' or 'student_t', got {s['likelihood']!r}"
+        )
     for b in ("family_slopes", "noncentered_efficiency"):
         if not isinstance(s[b], bool):
             raise SpecError(f"{where}: structure.{b} must be true or false, got {s[b]!r}")
@@ -279,7 +287,9 @@ def load_spec(path_or_name: str | Path | None = None) -> ModelSpec:
             names = sorted(q.stem for q in models_dir().glob("*.toml"))
             raise SpecError(f"{path_or_name}: no such spec variant; available: {', '.join(names)}")
     if not p.exists():
-        raise SpecError(f"{p}: spec file not found; pass a .toml file or one of the names in models/")
+        raise SpecError(
+            f"{p}: spec file not found; pass a .toml file or one of the names in models/"
+        )
     try:
         d = tomllib.loads(p.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
