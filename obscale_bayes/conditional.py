@@ -89,6 +89,7 @@ class _Target:
         self.alpha = pa.intercept[:, bench_idx]
         self.floor = pa.floor[:, bench_idx]
         self.tau = pa.misfit[:, bench_idx]
+        self.nu = pa.logit_misfit[:, bench_idx]
         self.inv_n = pa.inv_n[bench_idx]
 
     def __call__(self, theta: np.ndarray) -> np.ndarray:
@@ -99,7 +100,7 @@ class _Target:
         if len(self.j):
             eta = self.alpha[sh] + np.einsum("s...k,sok->s...o", theta, self.lam)
             p = floored_sigmoid_np(eta, self.floor[sh])
-            sd = noise_sd_np(p, self.inv_n, self.tau[sh])
+            sd = noise_sd_np(p, self.inv_n, self.tau[sh], self.floor[sh], self.nu[sh])
             lp = lp + np.sum(-0.5 * ((self.y - p) / sd) ** 2 - np.log(sd), axis=-1)
         return lp
 

@@ -35,6 +35,7 @@ GATE_VARS = (
     "loading_free",
     "intercept_free",
     "misfit_free",
+    "logit_misfit_free",
     "floor_fitted",
     "x_latent",
 )

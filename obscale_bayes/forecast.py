@@ -44,6 +44,7 @@ class PosteriorArrays:
     intercept: np.ndarray  # (S, J)
     floor: np.ndarray  # (S, J)
     misfit: np.ndarray  # (S, J)
+    logit_misfit: np.ndarray  # (S, J)
     inv_n: np.ndarray  # (J,)
     metric_min: np.ndarray  # (J,)
     metric_max: np.ndarray  # (J,)
@@ -72,7 +73,7 @@ class PosteriorArrays:
         p = floored_sigmoid_np(eta, self.floor[sh])
         if rng is None:
             return p, p
-        sd = noise_sd_np(p, self.inv_n, self.misfit[sh])
+        sd = noise_sd_np(p, self.inv_n, self.misfit[sh], self.floor[sh], self.logit_misfit[sh])
         y = np.clip(p + sd * rng.standard_normal(p.shape), 0.0, 1.0)
         return p, y
 
@@ -109,6 +110,11 @@ def posterior_arrays(
         intercept=arr("intercept", ("benchmark",)),
         floor=arr("floor", ("benchmark",)),
         misfit=arr("misfit", ("benchmark",)),
+        logit_misfit=(
+            arr("logit_misfit", ("benchmark",))
+            if "logit_misfit" in post
+            else np.zeros((post.sizes["sample"], post.sizes["benchmark"]))
+        ),
         inv_n=np.asarray(inv_n, dtype=float),
         metric_min=np.asarray(metric_min, dtype=float),
         metric_max=np.asarray(metric_max, dtype=float),

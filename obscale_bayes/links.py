@@ -3,7 +3,7 @@
 Score model for model m on benchmark j (scores rescaled to [0, 1] by the metric range)::
 
     p_mj = g_j + (1 - g_j) * sigmoid(eta_mj)          (chance floor g_j)
-    sd_mj = sqrt(p_mj (1 - p_mj) / n_j + tau_j^2)     (binomial sampling noise + misfit)
+    sd_mj = sqrt(p~(1 - p~)/n_j + tau_j^2 + (nu_j dp/deta)^2)   (sampling noise + misfit)
 
 The NumPy versions are used for forecasting from posterior draws and as the reference the
 tests check the PyTensor graph against.
@@ -39,18 +39,32 @@ def logit_np(p: ArrayLike) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
-def noise_sd_np(p: ArrayLike, inv_n: ArrayLike, misfit: ArrayLike) -> np.ndarray:
+def noise_sd_np(
+    p: ArrayLike,
+    inv_n: ArrayLike,
+    misfit: ArrayLike,
+    floor: ArrayLike = 0.0,
+    logit_misfit: ArrayLike = 0.0,
+) -> np.ndarray:
     """Observation sd: binomial sampling noise of a benchmark with ``1/inv_n`` items plus misfit.
 
     The binomial variance uses the Laplace-smoothed rate ``(n p + 1) / (n + 2)``: a score of
     exactly 0 (or 1) on n items is consistent with a true rate near 1/n, and without the
     smoothing the variance at p -> 0 vanishes, so the likelihood of an exact 0 diverges as the
     misfit shrinks (a degenerate mode the sampler finds).
+
+    ``logit_misfit`` is a misfit on the logit scale, carried to the score scale by the delta
+    method: its sd is ``logit_misfit * dp/deta`` with ``dp/deta = (p - g)(1 - p)/(1 - g)``, so it
+    vanishes near the floor and near 1 and is largest on the steep part of the curve -- where
+    an emergent task's scores are least predictable.
     """
     p = np.clip(np.asarray(p, dtype=float), 0.0, 1.0)
     inv_n = np.asarray(inv_n, dtype=float)
+    g = np.asarray(floor, dtype=float)
     pt_ = (p + inv_n) / (1.0 + 2.0 * inv_n)
-    return np.sqrt(pt_ * (1.0 - pt_) * inv_n + np.asarray(misfit, dtype=float) ** 2)
+    slope = np.clip(p - g, 0.0, None) * (1.0 - p) / (1.0 - g)
+    var = pt_ * (1.0 - pt_) * inv_n + np.asarray(misfit, dtype=float) ** 2
+    return np.sqrt(var + (np.asarray(logit_misfit, dtype=float) * slope) ** 2)
 
 
 def floored_sigmoid_pt(eta, floor):
@@ -58,10 +72,11 @@ def floored_sigmoid_pt(eta, floor):
     return floor + (1.0 - floor) * pt.sigmoid(eta)
 
 
-def noise_sd_pt(p, inv_n, misfit):
+def noise_sd_pt(p, inv_n, misfit, floor=0.0, logit_misfit=0.0):
     """PyTensor version of :func:`noise_sd_np`; ``inv_n`` is 1/n_items."""
     p_s = (p + inv_n) / (1.0 + 2.0 * inv_n)
-    return pt.sqrt(p_s * (1.0 - p_s) * inv_n + misfit**2)
+    slope = pt.maximum(p - floor, 0.0) * (1.0 - p) / (1.0 - floor)
+    return pt.sqrt(p_s * (1.0 - p_s) * inv_n + misfit**2 + (logit_misfit * slope) ** 2)
 
 
 def inv_items(n_items: ArrayLike, default_n: float) -> np.ndarray:

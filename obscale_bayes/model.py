@@ -304,14 +304,29 @@ def build_model(data, spec: ModelSpec, inputs: ModelInputs | None = None) -> pm.
         # An anchor's misfit and its capability residual e_mk are the same quantity (theta_k *is*
         # the anchor's logit), so anchors carry sampling noise only; the residual absorbs the rest.
         # Estimating both leaves a ridge the sampler cannot cross (R-hat 1.75 on HumanEval).
-        tau_free = prior("misfit_free", pr["misfit"], dims="free_benchmark")
-        tau = pm.Deterministic(
-            "misfit", pt.set_subtensor(pt.zeros(n_b)[free], tau_free), dims="benchmark"
-        )
+        zeros = pt.zeros(n_b)
+        if st["misfit_scale"] == "score":
+            tau_free = prior("misfit_free", pr["misfit"], dims="free_benchmark")
+            tau = pm.Deterministic(
+                "misfit", pt.set_subtensor(zeros[free], tau_free), dims="benchmark"
+            )
+            nu = pm.Deterministic("logit_misfit", zeros, dims="benchmark")
+        else:
+            # Misfit on the logit scale (delta method): small where a task sits at its floor,
+            # large on the steep part of its curve.  A fixed small score-scale floor keeps
+            # scores that sit off the curve at the floor from forcing the capabilities.
+            nu_free = prior("logit_misfit_free", pr["logit_misfit"], dims="free_benchmark")
+            nu = pm.Deterministic(
+                "logit_misfit", pt.set_subtensor(zeros[free], nu_free), dims="benchmark"
+            )
+            tau = pm.Deterministic(
+                "misfit", pt.set_subtensor(zeros[free], st["misfit_floor"]), dims="benchmark"
+            )
         # --- likelihood
         eta = alpha[inp.obs_bench] + (lam[inp.obs_bench] * theta[inp.obs_model]).sum(axis=1)
-        p = floored_sigmoid_pt(eta, floor[inp.obs_bench])
-        sd = noise_sd_pt(p, inp.inv_n[inp.obs_bench], tau[inp.obs_bench])
+        g_obs = floor[inp.obs_bench]
+        p = floored_sigmoid_pt(eta, g_obs)
+        sd = noise_sd_pt(p, inp.inv_n[inp.obs_bench], tau[inp.obs_bench], g_obs, nu[inp.obs_bench])
         if st["likelihood"] == "student_t":
             pm.StudentT("score", nu=st["student_t_nu"], mu=p, sigma=sd, observed=inp.y, dims="obs")
         else:

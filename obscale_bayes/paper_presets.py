@@ -73,13 +73,17 @@ DEFAULT_RAW_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "obs
 
 
 def read_raw_tables(root: str | Path | None = None) -> dict[str, pd.DataFrame]:
-    """Read the upstream CSVs into ``{"base", "emergent", "post_training", "instruct", "agent"}``.
+    """Wide tables ``{"base", "emergent", "post_training", "instruct", "agent"}``.
 
-    Every table is indexed by model id; standard benchmarks and metadata use standard names
-    (``family, params_b, tokens_t, flops_1e21`` and the benchmark ids); downstream columns keep
-    their upstream names.  BTLM's FLOPs are corrected.
+    Built from the project's curated tables (``obscale_bayes.data``, corrections applied) by
+    default; ``root`` reads the upstream CSVs of that folder instead (used to check that the
+    curated tables reproduce the upstream analyses).  Every table is indexed by model id;
+    standard benchmarks and metadata use standard names (``family, params_b, tokens_t,
+    flops_1e21`` and the benchmark ids); downstream columns keep their upstream names.
     """
-    root = Path(root) if root is not None else DEFAULT_RAW_DIR
+    if root is None:
+        return _curated_tables()
+    root = Path(root)
     out = {}
     for key, name in _FILES.items():
         path = root / name
@@ -91,6 +95,30 @@ def read_raw_tables(root: str | Path | None = None) -> dict[str, pd.DataFrame]:
                 if model in df.index:
                     df.loc[model, "flops_1e21"] = flops
         out[key] = df
+    return out
+
+
+def _curated_tables() -> dict[str, pd.DataFrame]:
+    from obscale_bayes.data import load_shipped
+
+    meta_cols = ["family", "params_b", "tokens_t", "flops_1e21"]
+    out = {}
+    for key, groups, kind in (
+        ("base", ["standard"], "base"),
+        ("emergent", ["emergent"], "base"),
+        ("post_training", ["post_training"], "base"),
+        ("instruct", ["standard", "instruct"], "instruct"),
+        ("agent", ["agent"], "instruct"),
+    ):
+        d = load_shipped(groups=groups, kind=kind)
+        wide = d.wide()
+        if key in ("base", "instruct"):
+            models = d.models.set_index("model")[meta_cols]
+            wide = models.join(wide, how="left")
+        else:
+            wide = wide.dropna(how="all")
+        wide.index.name = "model"
+        out[key] = wide
     return out
 
 

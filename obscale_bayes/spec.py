@@ -55,6 +55,10 @@ DEFAULT_STRUCTURE: dict[str, Any] = {
     # "normal" or "student_t" (heavier tails on the misfit term).
     "likelihood": "normal",
     "student_t_nu": 4.0,
+    # Where the per-benchmark misfit lives: "score" (sd tau_j on the score scale) or "logit"
+    # (sd nu_j on the logit scale, delta method, plus a fixed score-scale floor misfit_floor).
+    "misfit_scale": "score",
+    "misfit_floor": 0.005,
     # Item count assumed for the sampling-noise term where the metadata do not give one.
     "default_n_items": 1000,
     # Centre of the compute axis: x = log10(FLOPs / 1e21) - x0.
@@ -81,6 +85,8 @@ DEFAULT_PRIORS: dict[str, dict[str, Any]] = {
     "residual_sd": {"dist": "halfnormal", "sigma": 0.5},
     # Per-benchmark misfit sd on the score scale, added to the sampling noise.
     "misfit": {"dist": "halfnormal", "sigma": 0.05},
+    # Per-benchmark misfit sd on the logit scale (misfit_scale = "logit").
+    "logit_misfit": {"dist": "halfnormal", "sigma": 0.5},
     # Chance floor for benchmarks whose metadata leaves it blank (e.g. TruthfulQA MC2).
     "floor": {"dist": "uniform", "lower": 0.0, "upper": 0.5},
     # Unknown FLOPs: log10(tokens in T) when parameters are known (FLOPs = 6 N D) ...
@@ -219,6 +225,14 @@ def _check_structure(where: str, s: dict[str, Any]) -> dict[str, Any]:
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
             raise SpecError(f"{where}: structure.{num} must be a number, got {v!r}")
         s[num] = float(v)
+    if s["misfit_scale"] not in ("score", "logit"):
+        raise SpecError(
+            f"{where}: structure.misfit_scale must be 'score' or 'logit', got {s['misfit_scale']!r}"
+        )
+    mf = s["misfit_floor"]
+    if isinstance(mf, bool) or not isinstance(mf, int | float) or not 0 <= mf < 0.5:
+        raise SpecError(f"{where}: structure.misfit_floor must be a number in [0, 0.5), got {mf!r}")
+    s["misfit_floor"] = float(mf)
     n = s["default_n_items"]
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise SpecError(f"{where}: structure.default_n_items must be a positive integer, got {n!r}")
