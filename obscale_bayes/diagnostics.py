@@ -8,6 +8,7 @@ worst parameters so a failing fit says where to look.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import asdict, dataclass, field
 
 import arviz as az
@@ -119,7 +120,11 @@ def compute_diagnostics(
     """Compute R-hat, ESS, divergences and E-BFMI over :data:`GATE_VARS` of a posterior tree."""
     post = idata["posterior"].dataset
     names = [v for v in GATE_VARS if v in post.data_vars]
-    summ = az.summary(idata, var_names=names, kind="diagnostics")
+    with warnings.catch_warnings():
+        # ArviZ warns (RuntimeWarning) on the constant entries of deterministics, e.g. the
+        # fixed anchor loadings; those rows are dropped below.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        summ = az.summary(idata, var_names=names, kind="diagnostics")
     # Deterministic constants (e.g. fixed anchor entries) have no variance and a NaN R-hat.
     summ = summ.dropna(subset=["r_hat"])
     stats = idata["sample_stats"].dataset

@@ -302,14 +302,16 @@ def build_model(data, spec: ModelSpec, inputs: ModelInputs | None = None) -> pm.
             floor = pt.set_subtensor(floor[fitted], g_fit)
         floor = pm.Deterministic("floor", floor, dims="benchmark")
         # An anchor's misfit and its capability residual e_mk are the same quantity (theta_k *is*
-        # the anchor's logit), so anchors carry sampling noise only; the residual absorbs the rest.
-        # Estimating both leaves a ridge the sampler cannot cross (R-hat 1.75 on HumanEval).
+        # the anchor's logit), so an anchor's misfit is fixed (structure.anchor_misfit), not
+        # estimated: estimating both leaves a ridge the sampler cannot cross (R-hat 1.75 on
+        # HumanEval).  A fixed value > 0, as for a single-indicator factor in SEM, lets the other
+        # benchmarks inform theta and keeps scores under the chance floor from pinning it.
         zeros = pt.zeros(n_b)
         if st["misfit_scale"] == "score":
             tau_free = prior("misfit_free", pr["misfit"], dims="free_benchmark")
-            tau = pm.Deterministic(
-                "misfit", pt.set_subtensor(zeros[free], tau_free), dims="benchmark"
-            )
+            tau = pt.set_subtensor(zeros[free], tau_free)
+            tau = pt.set_subtensor(tau[inp.anchor_idx], st["anchor_misfit"])
+            tau = pm.Deterministic("misfit", tau, dims="benchmark")
             nu = pm.Deterministic("logit_misfit", zeros, dims="benchmark")
         else:
             # Misfit on the logit scale (delta method): small where a task sits at its floor,

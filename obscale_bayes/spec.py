@@ -59,6 +59,8 @@ DEFAULT_STRUCTURE: dict[str, Any] = {
     # (sd nu_j on the logit scale, delta method, plus a fixed score-scale floor misfit_floor).
     "misfit_scale": "score",
     "misfit_floor": 0.005,
+    # Fixed score-scale misfit of the anchor benchmarks (not identifiable from the data).
+    "anchor_misfit": 0.015,
     # Item count assumed for the sampling-noise term where the metadata do not give one.
     "default_n_items": 1000,
     # Centre of the compute axis: x = log10(FLOPs / 1e21) - x0.
@@ -233,6 +235,12 @@ def _check_structure(where: str, s: dict[str, Any]) -> dict[str, Any]:
     if isinstance(mf, bool) or not isinstance(mf, int | float) or not 0 <= mf < 0.5:
         raise SpecError(f"{where}: structure.misfit_floor must be a number in [0, 0.5), got {mf!r}")
     s["misfit_floor"] = float(mf)
+    am = s["anchor_misfit"]
+    if isinstance(am, bool) or not isinstance(am, int | float) or not 0 <= am < 0.5:
+        raise SpecError(
+            f"{where}: structure.anchor_misfit must be a number in [0, 0.5), got {am!r}"
+        )
+    s["anchor_misfit"] = float(am)
     n = s["default_n_items"]
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise SpecError(f"{where}: structure.default_n_items must be a positive integer, got {n!r}")
