@@ -1,0 +1,29 @@
+# Two jobs a fresh clone needs: `make forecast` (the quick start) and `make test`.
+# The virtual environment is created on first use and the package (re)installed only when
+# pyproject.toml is newer than the stamp file .venv/.installed.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: forecast test lint venv
+
+forecast: $(STAMP)
+	$(BIN)/obscale-bayes quickstart
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+venv: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -e ".[dev]"
+	touch $(STAMP)
