@@ -51,10 +51,20 @@ class _Parser(argparse.ArgumentParser):
         raise _ArgError(f"{message}; {hint}")
 
 
+def _short(path: str) -> str:
+    """``path`` relative to the working directory when it lies below it."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel
+
+
 def _describe(data: BenchmarkData) -> str:
+    src = "the shipped tables" if data.source.startswith("shipped") else data.source
     return (
         f"{len(data.models)} models x {len(data.benchmarks)} benchmarks "
-        f"({len(data.scores)} scores) from {data.source}"
+        f"({len(data.scores)} scores) from {src}"
     )
 
 
@@ -321,7 +331,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     for p in args.data or []:
         if Path(p).resolve() == out.resolve():
             raise UsageError(f"--out: {out} is also a --data file; write the fit elsewhere")
-    _say(f"data: {_describe(data)}; spec: '{spec.name}' ({spec.source})", quiet)
+    _say(f"data: {_describe(data)}; spec: '{spec.name}' ({_short(spec.source)})", quiet)
     fit = CapabilityModel.fit(
         data,
         spec,
@@ -451,7 +461,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     plot = check_writable(args.plot, "--plot")
     data = load_shipped()
     spec = load_spec("default")
-    _say(f"data: {_describe(data)}; spec: '{spec.name}' ({spec.source})")
+    _say(f"data: {_describe(data)}; spec: '{spec.name}' ({_short(spec.source)})")
     fit = None
     if out.exists():
         try:
@@ -459,11 +469,13 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
         except FitFileError as e:
             _say(f"cannot reuse {out} ({one_line(e)}); fitting again")
         else:
-            if old.is_current(data, spec):
-                _say(f"reusing {out}: data, spec and package version are unchanged")
+            if old.is_current(data, spec) and old.meta.get("seed") == args.seed:
+                _say(f"reusing {out}: data, spec, seed and package version are unchanged")
                 fit = old
             else:
-                _say(f"{out} is out of date (data, spec or package version changed); fitting again")
+                _say(
+                    f"{out} is out of date (data, spec, seed or package version changed); refitting"
+                )
     if fit is None:
         _say(f"fitting the default model; the fit will be saved to {out} (about 1-2 minutes)")
         fit = CapabilityModel.fit(data, spec, seed=args.seed, progress=True)
