@@ -261,6 +261,9 @@ class CapabilityModel:
             data = BenchmarkData.from_json_dict(json.loads(str(g["data_json"].item())))
             diag = Diagnostics.from_json(str(g["diagnostics_json"].item()))
             meta = json.loads(str(g["meta_json"].item()))
+            # The stored spec exactly as written: ModelSpec.from_json fills keys added since with
+            # today's defaults, which must not make an old fit look current.
+            meta["stored_spec"] = json.loads(str(g["spec_json"].item()))
         except (KeyError, ValueError, TypeError) as exc:
             raise FitFileError(
                 f"{p}: fit file is damaged ({exc}); refit with 'obscale-bayes fit'"
@@ -393,6 +396,7 @@ class CapabilityModel:
         """Whether this fit was made from ``data`` and ``spec`` by this package version."""
         return (
             self.meta.get("data_fingerprint") == data.fingerprint()
-            and self.spec.to_json() == spec.to_json()
+            and self.meta.get("stored_spec", json.loads(self.spec.to_json()))
+            == json.loads(spec.to_json())
             and self.meta.get("package_version") == __version__
         )
