@@ -43,7 +43,7 @@ def test_packaged_copy_of_models_is_identical():
 
 def test_overrides_apply_and_validate():
     s = load_spec("default").with_overrides(
-        {"misfit": {"dist": "halfnormal", "sigma": 0.1}}, n_factors=2
+        {"misfit": {"dist": "halfnormal", "sigma": 0.1}}, n_factors=2, noncentered_factors=[]
     )
     assert (
         s.priors["misfit"]["sigma"] == 0.1
