@@ -575,6 +575,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument("--seed", type=_seed, default=0, help="random seed (0)")
     q.set_defaults(func=cmd_quickstart)
+
+    from .cli_backtest import add_parser as add_backtest
+
+    add_backtest(sub, _positive_int, _seed)
     return p
 
 
