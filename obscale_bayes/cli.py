@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, NoReturn
 import pandas as pd
 
 from . import __version__
+from .checks import check_ci, check_flops
 from .errors import DataError, ObscaleError, UsageError, one_line
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -96,31 +97,12 @@ def _seed(text: str) -> int:
 
 def parse_ci(text: str | float) -> float:
     """Validate ``--ci`` (strictly between 0 and 1)."""
-    try:
-        c = float(text)
-    except (TypeError, ValueError):
-        raise UsageError(
-            f"--ci: '{text}' is not a number; give an interval probability like 0.9"
-        ) from None
-    if not (math.isfinite(c) and 0.0 < c < 1.0):
-        raise UsageError(
-            f"--ci: the interval probability must lie strictly between 0 and 1 (e.g. 0.9), got {text}"
-        )
-    return c
+    return check_ci(text)
 
 
 def parse_flops(text: str | float) -> float:
     """Validate one ``--flops`` value: absolute training FLOPs, e.g. ``1e24``."""
-    try:
-        f = float(text)
-    except (TypeError, ValueError):
-        raise UsageError(
-            f"--flops: '{text}' is not a number; give training FLOPs like 1e24"
-        ) from None
-    if not math.isfinite(f) or f <= 0:
-        raise UsageError(
-            f"--flops: training FLOPs must be a positive number (e.g. 1e24), got {text}"
-        )
+    f = check_flops(text)
     if f < MIN_FLOPS:
         raise UsageError(
             f"--flops: {text} FLOPs is far too small for a language model; give absolute "

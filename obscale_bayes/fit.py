@@ -22,12 +22,12 @@ import pandas as pd
 import xarray as xr
 
 from . import __version__
+from .checks import check_ci
 from .data import BenchmarkData
 from .diagnostics import Diagnostics, compute_diagnostics
 from .errors import FitFileError, UsageError
 from .forecast import (
     PosteriorArrays,
-    check_ci,
     forecast_compute_draws,
     posterior_arrays,
     summarize_draws,

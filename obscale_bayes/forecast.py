@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .errors import UsageError
+from .checks import check_flops
 from .links import floored_sigmoid_np, noise_sd_np
 
 
@@ -133,36 +133,6 @@ def family_terms(
     a = pa.efficiency_mean + pa.efficiency_sd * rng.standard_normal(shape)
     b = pa.slope_mean + pa.slope_sd * rng.standard_normal(shape)
     return a, b
-
-
-def check_flops(flops: float, where: str = "--flops") -> float:
-    """Validate a FLOPs value (absolute FLOPs, e.g. 1e24)."""
-    try:
-        f = float(flops)
-    except (TypeError, ValueError):
-        raise UsageError(
-            f"{where}: '{flops}' is not a number; give training FLOPs like 1e24"
-        ) from None
-    if not np.isfinite(f) or f <= 0:
-        raise UsageError(
-            f"{where}: FLOPs must be a positive finite number (e.g. 1e24), got {flops}"
-        )
-    return f
-
-
-def check_ci(ci: float) -> float:
-    """Validate a central-interval probability."""
-    try:
-        c = float(ci)
-    except (TypeError, ValueError):
-        raise UsageError(
-            f"--ci: '{ci}' is not a number; give an interval probability like 0.9"
-        ) from None
-    if not 0.0 < c < 1.0:
-        raise UsageError(
-            f"--ci: the interval probability must lie strictly between 0 and 1, got {ci}"
-        )
-    return c
 
 
 def forecast_compute_draws(

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .checks import check_ci, check_flops
 from .errors import UsageError
-from .forecast import check_ci, check_flops
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
