@@ -321,9 +321,9 @@ def build_model(data, spec: ModelSpec, inputs: ModelInputs | None = None) -> pm.
             nu = pm.Deterministic(
                 "logit_misfit", pt.set_subtensor(zeros[free], nu_free), dims="benchmark"
             )
-            tau = pm.Deterministic(
-                "misfit", pt.set_subtensor(zeros[free], st["misfit_floor"]), dims="benchmark"
-            )
+            tau = pt.set_subtensor(zeros[free], st["misfit_floor"])
+            tau = pt.set_subtensor(tau[inp.anchor_idx], st["anchor_misfit"])
+            tau = pm.Deterministic("misfit", tau, dims="benchmark")
         # --- likelihood
         eta = alpha[inp.obs_bench] + (lam[inp.obs_bench] * theta[inp.obs_model]).sum(axis=1)
         g_obs = floor[inp.obs_bench]

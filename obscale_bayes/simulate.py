@@ -33,7 +33,7 @@ from any real table).  ``params`` overrides any parameter by name.
 Anchors follow the spec: an anchor benchmark's loading row is the unit vector of its factor and
 its intercept is 0; misfits the model fixes rather than estimates take the spec's values
 (``misfit_scale = "score"``: the anchors' misfit is ``anchor_misfit``; ``"logit"``: the
-score-scale misfit is ``misfit_floor`` off the anchors and 0 on them).  The truth is therefore in the model's identified frame and can be
+score-scale misfit is ``misfit_floor`` off the anchors and ``anchor_misfit`` on them).  The truth is therefore in the model's identified frame and can be
 compared with a fit's posterior directly: :func:`simulate` returns it as an ``xarray.Dataset``
 with the same variable names, dims and coordinates as the fit's posterior (``capability
 (model, factor)``, ``efficiency (family, factor)``, ``loading (benchmark, factor)``,
@@ -232,7 +232,7 @@ def _fixed_misfits(inp: ModelInputs, spec: ModelSpec) -> dict[str, np.ndarray]:
 
     ``misfit_scale = "score"``: the anchors' score-scale misfit is ``anchor_misfit``, the
     logit-scale misfit is 0 everywhere.  ``"logit"``: the score-scale misfit is ``misfit_floor`` on
-    the free benchmarks and 0 on the anchors, the anchors' logit-scale misfit is 0.
+    the free benchmarks and ``anchor_misfit`` on the anchors, whose logit-scale misfit is 0.
     """
     st = spec.structure
     n_b = len(inp.benchmark_ids)
@@ -243,7 +243,7 @@ def _fixed_misfits(inp: ModelInputs, spec: ModelSpec) -> dict[str, np.ndarray]:
         nu[:] = 0.0
     else:
         tau[free] = st["misfit_floor"]
-        tau[a] = 0.0
+        tau[a] = st["anchor_misfit"]
         nu[a] = 0.0
     return {"misfit": tau, "logit_misfit": nu}
 
