@@ -107,6 +107,7 @@ def test_logit_misfit_scale_graph(data):
     np.testing.assert_array_equal(v["logit_misfit"][anchors], 0.0)
     assert np.all(v["logit_misfit"][free] > 0)
     np.testing.assert_array_equal(v["misfit"][free], spec.structure["misfit_floor"])
+    np.testing.assert_array_equal(v["misfit"][anchors], spec.structure["anchor_misfit"])
     assert np.isfinite(_logp(m))
 
 
