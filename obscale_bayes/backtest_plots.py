@@ -18,9 +18,9 @@ def plot_backtest(cells: pd.DataFrame) -> Figure:
     p = cells[cells["method"] == "paper_pca3"]
     colors = {a: f"C{i}" for i, a in enumerate(dict.fromkeys(cells["analysis"]))}
     for a, g in b.groupby("analysis", sort=False):
-        half = g["width90"] / 2
-        ax.errorbar(g["y"], g["mean"], yerr=half, fmt="o", ms=4, color=colors[a], alpha=0.8,
-                    elinewidth=1, label=f"{a} (Bayes, 90%)")  # fmt: skip
+        err = np.vstack([g["mean"] - g["lower90"], g["upper90"] - g["mean"]]).clip(min=0)
+        ax.errorbar(g["y"], g["mean"], yerr=err, fmt="o", ms=4, color=colors[a], alpha=0.8,
+                    elinewidth=1, label=f"{a} (Bayes, mean and 90% interval)")  # fmt: skip
     if len(p):
         ax.scatter(p["y"], p["mean"], marker="x", s=18, color="0.3", label="paper PC-3 (point)")
     lim = [min(cells["y"].min(), 0), max(cells["y"].max(), 1)]

@@ -164,7 +164,7 @@ def score_draws(
     -------
     pandas.DataFrame
         One row per cell: ``y, mean, median, se, ae, se_median, ae_median, crps, lpd``, then
-        ``covered{L}`` (1.0/0.0) and ``width{L}`` for each level ``L``.
+        ``lower{L}``, ``upper{L}``, ``covered{L}`` (1.0/0.0) and ``width{L}`` for each level ``L``.
     """
     yv, index = _as_truth(y)
     d = np.asarray(draws, dtype=float)
@@ -193,6 +193,7 @@ def score_draws(
             )
         a = (100.0 - level) / 200.0
         lo, hi = np.quantile(d, [a, 1.0 - a], axis=0)
+        data[f"lower{level}"], data[f"upper{level}"] = lo, hi
         data[f"covered{level}"] = ((lo <= yv) & (yv <= hi)).astype(float)
         data[f"width{level}"] = hi - lo
     bad = ~np.isfinite(yv) | ~np.isfinite(d).all(axis=0)
