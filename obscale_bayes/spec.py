@@ -249,6 +249,21 @@ def _check_structure(where: str, s: dict[str, Any]) -> dict[str, Any]:
     return s
 
 
+def _merge(where: str, d: dict[str, Any], section: str, defaults: dict[str, Any]) -> dict[str, Any]:
+    """The defaults of ``[section]`` updated with what the spec gives; unknown keys are errors."""
+    given = d.get(section, {})
+    if not isinstance(given, dict):
+        raise SpecError(f"{where}: [{section}] must be a table")
+    bad = set(given) - set(defaults)
+    if bad:
+        raise SpecError(
+            f"{where}: unknown key(s) in [{section}]: {sorted(bad)}; allowed: {sorted(defaults)}"
+        )
+    merged = copy.deepcopy(defaults)
+    merged.update(copy.deepcopy(given))
+    return merged
+
+
 def spec_from_dict(d: dict[str, Any], source: str = "<dict>") -> ModelSpec:
     """Validate a spec given as a dict (the parsed TOML) and fill in defaults."""
     where = source
@@ -259,28 +274,8 @@ def spec_from_dict(d: dict[str, Any], source: str = "<dict>") -> ModelSpec:
         raise SpecError(
             f"{where}: unknown top-level key(s) {sorted(unknown)}; allowed: {sorted(_TOP_KEYS)}"
         )
-    structure = copy.deepcopy(DEFAULT_STRUCTURE)
-    given_s = d.get("structure", {})
-    if not isinstance(given_s, dict):
-        raise SpecError(f"{where}: [structure] must be a table")
-    bad = set(given_s) - set(DEFAULT_STRUCTURE)
-    if bad:
-        raise SpecError(
-            f"{where}: unknown key(s) in [structure]: {sorted(bad)}; allowed: {sorted(DEFAULT_STRUCTURE)}"
-        )
-    structure.update(copy.deepcopy(given_s))
-    structure = _check_structure(where, structure)
-
-    priors = copy.deepcopy(DEFAULT_PRIORS)
-    given_p = d.get("priors", {})
-    if not isinstance(given_p, dict):
-        raise SpecError(f"{where}: [priors] must be a table")
-    bad = set(given_p) - set(DEFAULT_PRIORS)
-    if bad:
-        raise SpecError(
-            f"{where}: unknown prior(s) {sorted(bad)} in [priors]; allowed: {sorted(DEFAULT_PRIORS)}"
-        )
-    priors.update(copy.deepcopy(given_p))
+    structure = _check_structure(where, _merge(where, d, "structure", DEFAULT_STRUCTURE))
+    priors = _merge(where, d, "priors", DEFAULT_PRIORS)
     priors = {k: _check_prior(where, k, v) for k, v in priors.items()}
     name = d.get("name", Path(source).stem if source != "<dict>" else "custom")
     if not isinstance(name, str) or not name:
