@@ -35,7 +35,7 @@ def add_parser(sub, positive_int, seed) -> None:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from .backtest import run_paper_preset, targets_report
+    from .backtest import RECORD_COLUMNS, run_paper_preset, targets_report
     from .paper_presets import ANALYSES
     from .spec import load_spec
 
@@ -55,10 +55,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     )
     rep = targets_report(summary, cells)
     if args.json:
-        recs = summary.assign(task=summary["task"], split=summary["split"])
-        cols = ["analysis", "task", "method", "split", "n_train", "n_test", "mse", "mae", "crps",
-                "coverage50", "coverage80", "coverage90", "coverage95", "width90"]  # fmt: skip
-        out = recs[cols].astype(object).where(recs[cols].notna(), None)
+        out = summary[RECORD_COLUMNS].astype(object).where(summary[RECORD_COLUMNS].notna(), None)
         print(json.dumps(out.to_dict(orient="records"), indent=1))
     else:
         print(format_table(summary, rep))
