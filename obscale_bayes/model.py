@@ -39,7 +39,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 
@@ -334,15 +333,3 @@ def build_model(data, spec: ModelSpec, inputs: ModelInputs | None = None) -> pm.
         else:
             pm.Normal("score", mu=p, sigma=sd, observed=inp.y, dims="obs")
     return model
-
-
-def inputs_frame(inp: ModelInputs) -> pd.DataFrame:
-    """The observations as a tidy frame (model, family, benchmark, y on the [0, 1] scale)."""
-    return pd.DataFrame(
-        {
-            "model": np.asarray(inp.model_ids)[inp.obs_model],
-            "family": np.asarray(inp.family_ids)[inp.family_idx[inp.obs_model]],
-            "benchmark": np.asarray(inp.benchmark_ids)[inp.obs_bench],
-            "y": inp.y,
-        }
-    )
