@@ -44,6 +44,7 @@ class BacktestCase:
     link: str = "floored_sigmoid"
     chance: float = 0.0
     max_value: float = 1.0
+    benchmarks: pd.DataFrame | None = None  # metadata of inputs + target (default: shipped)
 
     def transform(self, y: np.ndarray | pd.Series) -> np.ndarray:
         """The scale errors are measured on: ``(y - chance) / (max - chance)``."""
@@ -57,7 +58,7 @@ def _benchmark_data(
     cols = list(case.inputs) + (["raw_target"] if with_target else [])
     long = m[cols].rename(columns={"raw_target": case.target}).reset_index().melt(id_vars="model")
     long = long.dropna().rename(columns={"variable": "benchmark"})
-    meta = load_benchmark_metadata()
+    meta = load_benchmark_metadata() if case.benchmarks is None else case.benchmarks
     meta = meta[meta["benchmark"].isin(list(case.inputs) + [case.target])]
     models = m[["family", "params_b", "tokens_t", "flops_1e21"]].reset_index()
     models["kind"] = np.nan
@@ -105,6 +106,9 @@ def run_case(
     (summary, cells) : one pooled row per method, and one row per (method, held-out model).
     """
     spec = spec or load_spec("default")
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        raise UsageError(f"methods: unknown method {bad[0]!r}; choose from {', '.join(METHODS)}")
     truth = pd.Series(
         case.transform(case.models.loc[case.test, "raw_target"]), index=case.models.index[case.test]
     )

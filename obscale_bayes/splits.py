@@ -145,7 +145,9 @@ def leave_family_out(
         raise UsageError(f"{what}: k_smallest must be a non-negative integer, got {k_smallest}")
     fam = models["family"].astype(str)
     if family not in set(fam):
-        raise UsageError(f"{what}: unknown family {family!r}")
+        fams = sorted(set(fam))
+        shown = ", ".join(fams[:40]) + (", ..." if len(fams) > 40 else "")
+        raise UsageError(f"{what}: unknown family {family!r}; choose from {shown}")
     members = fam == family
     if members.sum() <= k_smallest:
         raise UsageError(

@@ -93,3 +93,60 @@ def test_bad_shapes_raise():
         score_draws([0.1, 0.2], np.zeros((10, 3)))
     with pytest.raises(UsageError):
         score_draws([0.1], np.zeros((10, 1)), levels=(120,))
+
+
+def test_overconfident_forecaster_undercovers_by_the_known_amount():
+    # draws with sd 0.5 around the true mean of a N(mu, 1) truth: a central interval of level L
+    # covers with probability 2 Phi(0.5 z_L) - 1
+    rng = np.random.default_rng(5)
+    n_cells = 2500
+    mu = rng.normal(size=n_cells)
+    draws = mu + 0.5 * rng.normal(size=(500, n_cells))
+    y = mu + rng.normal(size=n_cells)
+    summ = summarize(score_draws(y, draws)).iloc[0]
+    for level in (50, 80, 90, 95):
+        z = norm.ppf(0.5 + level / 200)
+        assert summ[f"coverage{level}"] == pytest.approx(2 * norm.cdf(0.5 * z) - 1, abs=0.03)
+    assert summ["width90"] == pytest.approx(2 * 0.5 * norm.ppf(0.95), rel=0.03)
+    # and its CRPS is worse than the calibrated forecaster's
+    calibrated = summarize(score_draws(y, mu + rng.normal(size=(500, n_cells)))).iloc[0]
+    assert calibrated["crps"] < summ["crps"]
+    # the expected squared error of the mean is the truth's variance, 1
+    assert summ["mse"] == pytest.approx(1.0, rel=0.08)
+    assert summ["mae"] == pytest.approx(np.sqrt(2 / np.pi), rel=0.06)
+
+
+def test_point_mass_crps_is_absolute_error_and_intervals_are_inclusive():
+    d = np.full((10, 3), 0.3)
+    y = np.array([0.3, 0.5, 0.0])
+    np.testing.assert_allclose(crps_from_draws(d, y), np.abs(0.3 - y), atol=1e-12)
+    t = score_draws(y, d)
+    assert t["covered90"].tolist() == [1.0, 0.0, 0.0]  # lower <= y <= upper at a point mass
+    assert (t["width50"] == 0).all()
+
+
+def test_nan_cells_are_kept_but_not_pooled():
+    rng = np.random.default_rng(6)
+    d = rng.normal(size=(200, 3))
+    d[:, 1] = np.nan
+    t = score_draws(pd.Series([0.0, 1.0, np.nan], index=list("abc")), d)
+    assert t.loc["b"].drop("y").isna().all() and t.loc["c"].drop("y").isna().all()
+    s = summarize(t).iloc[0]
+    assert s["n"] == 1 and s["mse"] == pytest.approx(t.loc["a", "se"])
+    assert s["coverage90"] == t.loc["a", "covered90"]
+
+
+def test_median_errors_differ_from_mean_errors_for_skewed_draws():
+    rng = np.random.default_rng(7)
+    d = rng.exponential(1.0, size=(100_000, 1))
+    t = score_draws([0.0], d).iloc[0]
+    assert t["mean"] == pytest.approx(1.0, rel=0.02)
+    assert t["median"] == pytest.approx(np.log(2), rel=0.02)
+    assert t["se"] == pytest.approx(1.0, rel=0.04) and t["ae_median"] == pytest.approx(
+        np.log(2), rel=0.02
+    )
+    # CRPS of Exp(1) at 0: E|X| - E|X - X'| / 2 = 1 - 1/2
+    assert t["crps"] == pytest.approx(0.5, rel=0.02)
+    # Exp(1) central 90% interval: [-ln 0.95, -ln 0.05]
+    assert t["lower90"] == pytest.approx(-np.log(0.95), rel=0.03)
+    assert t["upper90"] == pytest.approx(-np.log(0.05), rel=0.03)

@@ -105,3 +105,52 @@ def test_preset_sizes_match_the_paper():
     assert set(bench.models.index[bench.test]) == {"gpt-4-0613", "claude-2.0"}
     board = build_analysis("agentboard", raw)
     assert list(board.models.index[board.test]) == ["gpt-4-0314"]
+
+
+def test_every_split_is_a_partition_of_the_kept_models(models):
+    for s in (
+        splits.flops_cutoff(models, 84.0),
+        splits.flops_cutoff(models, 84.0, unknown="drop"),
+        splits.top_fraction(models.set_index("model")["params_b"].astype(float), 0.25),
+        splits.leave_family_out(models, "A", k_smallest=1),
+        splits.random_split(models, 0.5, seed=0),
+    ):
+        assert not (s.train & s.test).any()
+        assert sorted(s.train_ids + s.test_ids + s.dropped_ids) == sorted(s.ids)
+
+
+def test_flops_cutoff_on_an_index_table_and_exact_boundary():
+    t = pd.DataFrame({"family": list("ABCD"), "flops_1e21": [22.0, 22.0 + 1e-9, 21.999, 5.0]},
+                     index=["w", "x", "y", "z"])  # fmt: skip
+    s = splits.flops_cutoff(t, 22.0)
+    assert s.train_ids == ["w", "y", "z"] and s.test_ids == ["x"]
+
+
+def test_top_fraction_picks_exactly_the_largest_and_breaks_ties_by_order():
+    rng = np.random.default_rng(0)
+    y = pd.Series(rng.permutation(100).astype(float), index=[f"m{i}" for i in range(100)])
+    s = splits.top_fraction(y, 0.1)
+    assert sorted(y[s.test].to_list()) == list(np.arange(90.0, 100.0))
+    tie = pd.Series([1.0, 3.0, 3.0, 3.0, 0.0, 2.0, 2.0, 1.0, 0.0, 0.5])
+    assert splits.top_fraction(tie, 0.2).test_ids == [1, 2]  # first two of the three 3.0s
+
+
+def test_leave_family_out_keeps_the_k_smallest_by_flops(models):
+    s = splits.leave_family_out(models, "C", k_smallest=2)
+    assert s.test_ids == ["m7"] and {"m5", "m6"} <= set(s.train_ids)
+    shuffled = models.sample(frac=1.0, random_state=1)
+    s2 = splits.leave_family_out(shuffled, "A", k_smallest=1)
+    assert set(s2.test_ids) == {"m1", "m2"}  # m0 has the least compute wherever it sits
+    with pytest.raises(UsageError, match="choose from A, B, C"):
+        splits.leave_family_out(models, "Z")
+
+
+def test_random_split_is_uniform_over_models():
+    # every model is held out with probability n_test / n: a binomial check over 2000 seeds
+    t = pd.DataFrame({"family": ["A"] * 10}, index=[f"m{i}" for i in range(10)])
+    counts = np.zeros(10)
+    for seed in range(2000):
+        counts += splits.random_split(t, 0.3, seed=seed).test.to_numpy()
+    p, n = 0.3, 2000
+    assert np.all(np.abs(counts / n - p) < 4 * np.sqrt(p * (1 - p) / n))
+    assert splits.random_split(t, 0.3, seed=1).test_ids != splits.random_split(t, 0.3, 2).test_ids
