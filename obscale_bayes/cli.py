@@ -561,6 +561,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_backtest import add_parser as add_backtest
 
     add_backtest(sub, _positive_int, _seed)
+
+    from .cli_sensitivity import add_parser as add_sensitivity
+
+    add_sensitivity(sub, _positive_int, _seed)
     return p
 
 
