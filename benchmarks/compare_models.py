@@ -30,6 +30,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +51,7 @@ from obscale_bayes.model_comparison import (  # noqa: E402
     simplest_supported,
     worst_explained,
 )
+from obscale_bayes.spec import load_spec  # noqa: E402
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "compare_models.json"
 SPECS = ("k1", "k2", "default", "k4", "student_t")
@@ -182,6 +184,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def kfold_verdict(table: pd.DataFrame, z: float = 2.0):
+    """The K rule of :func:`simplest_supported` applied to a :func:`kfold_compare` table."""
+    k = {n: load_spec(n).n_factors for n in table.index}
+    v = simplest_supported(table, k, z=z, label="K")
+    return replace(v, text=v.text.replace("elpd_loo", "elpd_kfold"))
+
+
 def run_kfold(data, args) -> int:
     """K-fold CV of ``args.kfold`` specs; merges a ``kfold`` section into ``args.out``."""
     fit_kw = dict(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed)
@@ -203,6 +212,8 @@ def run_kfold(data, args) -> int:
         )
     table = kfold_compare(results)
     print(f"\nK-fold comparison ({args.folds} folds):\n" + table.round(2).to_string())
+    verdict = kfold_verdict(table, z=args.z)
+    print(f"\nverdict (simplest K within {args.z:g} SE of the best): {verdict.text}")
     out = json.loads(args.out.read_text()) if args.out.exists() else {}
     out["kfold"] = {
         "settings": {"folds": args.folds, "fold_seed": args.seed, **fit_kw},

@@ -25,6 +25,7 @@ from obscale_bayes.model_comparison import (
     k_verdict,
     kfold_assign,
     kfold_compare,
+    kfold_elpd,
     loo_by_model,
     loo_cells,
     pointwise_loo,
@@ -133,8 +134,12 @@ CORRUPTED = "EleutherAI/pythia-1.4b-deduped"
 SHIFTS = {"arc_c": 0.25, "winogrande": -0.2, "truthfulqa": 0.25}
 
 
+FIT_KW = dict(draws=400, tune=500, chains=2, seed=2, progress=False, cores=1)
+
+
 @pytest.fixture(scope="module")
-def fits():
+def corrupted():
+    """A K = 1 simulation with one model's scores shifted on three non-anchor benchmarks."""
     d = load_shipped()
     keep = d.models.loc[d.models["family"].isin(SUBSET_FAMILIES), "model"].tolist()
     data, _ = simulate(d.subset(models=keep), "k1", seed=21)
@@ -145,18 +150,21 @@ def fits():
         assert sel.sum() == 1
         span = lo.loc[b, "metric_max"] - lo.loc[b, "metric_min"]
         s.loc[sel, "value"] = np.clip(s.loc[sel, "value"] + d * span, 0, lo.loc[b, "metric_max"])
-    data = type(data)(data.models, s, data.benchmarks, source="corrupted simulation")
-    kw = dict(draws=400, tune=500, chains=2, seed=2, progress=False, cores=1)
-    return {n: CapabilityModel.fit(data, n, **kw) for n in ("k1", "k2")}
+    return type(data)(data.models, s, data.benchmarks, source="corrupted simulation")
+
+
+@pytest.fixture(scope="module")
+def fits(corrupted):
+    return {n: CapabilityModel.fit(corrupted, n, **FIT_KW) for n in ("k1", "k2")}
 
 
 @pytest.mark.slow
-def test_loo_picks_the_true_k_and_finds_the_corrupted_model(fits):
+def test_loo_tables_and_the_corrupted_model(fits):
     t = compare_fits(fits)
     assert set(t.index) == {"k1", "k2"}
-    assert {"elpd", "se", "dse", "elpd_diff", "weight", "n_factors", "n_bad_k"} <= set(t.columns)
-    v = k_verdict(t)
-    assert v.choice == "k1", v.text
+    cols = {"elpd", "se", "dse", "elpd_diff", "weight", "n_factors", "n_bad_k", "converged"}
+    assert cols <= set(t.columns)
+    assert (t["n_bad_k"] <= t["n_cells"]).all()
 
     lo = pointwise_loo(fits["k1"])
     cells = loo_cells(fits["k1"])
@@ -167,6 +175,20 @@ def test_loo_picks_the_true_k_and_finds_the_corrupted_model(fits):
     worst = worst_explained(fits["k1"], n=3)
     assert worst["model"].iloc[0] == CORRUPTED, worst
     assert worst["worst_benchmark"].iloc[0] in SHIFTS
+    # the corrupted model stands out: its cells are far worse than the runner-up's
+    assert worst["excess_per_cell"].iloc[0] < 2 * worst["excess_per_cell"].iloc[1]
+
+
+@pytest.mark.slow
+def test_kfold_picks_the_true_k(corrupted):
+    """K-fold CV on K = 1 data: the rule keeps K = 1 (PSIS-LOO, optimistic for the larger K
+    where Pareto k is high, put K = 2 ahead by ~2 SE on these data)."""
+    kw = dict(FIT_KW, draws=300, tune=400)
+    res = {n: kfold_elpd(corrupted, n, folds=3, fold_seed=1, **kw) for n in ("k1", "k2")}
+    assert all(len(r) == len(corrupted.scores) for r in res.values())
+    t = kfold_compare(res)
+    v = simplest_supported(t, {"k1": 1, "k2": 2}, label="K")
+    assert v.choice == "k1", v.text
 
 
 @pytest.mark.slow
