@@ -68,7 +68,12 @@ def add_parser(sub, positive_int, seed) -> None:
         metavar="M1,M2",
         help="methods, comma-separated, from bayes, paper_pca3, flops_only, family_flops (all)",
     )
-    b.add_argument("--spec", default="default", metavar="FILE_OR_NAME", help="model spec")
+    b.add_argument(
+        "--spec",
+        default="noncentered",
+        metavar="FILE_OR_NAME",
+        help="model spec (noncentered: the default model, non-centred for weak training sets)",
+    )
     b.add_argument("--draws", type=positive_int, default=1000, help="draws per chain (1000)")
     b.add_argument("--tune", type=positive_int, default=1000, help="warm-up per chain (1000)")
     b.add_argument("--chains", type=positive_int, default=4, help="chains (4)")
