@@ -20,7 +20,7 @@ import pandas as pd
 from .errors import UsageError
 
 COLUMNS = ["analysis", "method", "split", "n_train", "n_test", "mse", "mae", "crps", "coverage50",
-           "coverage80", "coverage90", "coverage95", "width90"]  # fmt: skip
+           "coverage80", "coverage90", "coverage95", "width90", "max_rhat", "divergences"]  # fmt: skip
 
 
 def add_parser(sub, positive_int, seed) -> None:
