@@ -36,7 +36,7 @@ import pandas as pd
 
 from .data import BenchmarkData
 from .errors import DataError
-from .links import floored_sigmoid_np, noise_sd_np
+from .links import bounded_np, floored_sigmoid_np, noise_sd_np
 from .model import x_prior_for_unknown
 
 _T_DOF = 4.0
@@ -87,6 +87,7 @@ class _Target:
         self.y = y01
         self.lam = pa.loading[:, bench_idx, :]  # (S, O, K)
         self.alpha = pa.intercept[:, bench_idx]
+        self.bounded = None if pa.bounded is None else pa.bounded[bench_idx]
         self.floor = pa.floor[:, bench_idx]
         self.tau = pa.misfit[:, bench_idx]
         self.nu = pa.logit_misfit[:, bench_idx]
@@ -99,6 +100,10 @@ class _Target:
         lp = -0.5 * np.einsum("s...k,skl,s...l->s...", d, self.prec, d)
         if len(self.j):
             eta = self.alpha[sh] + np.einsum("s...k,sok->s...o", theta, self.lam)
+            if self.bounded is not None and self.bounded.any():
+                th_b = bounded_np(theta)
+                eta_b = self.alpha[sh] + np.einsum("s...k,sok->s...o", th_b, self.lam)
+                eta = np.where(self.bounded, eta_b, eta)
             p = floored_sigmoid_np(eta, self.floor[sh])
             sd = noise_sd_np(p, self.inv_n, self.tau[sh], self.floor[sh], self.nu[sh])
             lp = lp + np.sum(-0.5 * ((self.y - p) / sd) ** 2 - np.log(sd), axis=-1)

@@ -34,6 +34,7 @@ GATE_VARS = (
     "residual_sd",
     "capability",
     "loading_free",
+    "loading_positive",
     "intercept_free",
     "misfit_free",
     "logit_misfit_free",

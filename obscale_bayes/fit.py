@@ -281,7 +281,12 @@ class CapabilityModel:
     def posterior(self) -> PosteriorArrays:
         inp = self.inputs
         return posterior_arrays(
-            self.idata, inp.inv_n, inp.metric_min, inp.metric_max, self.spec.structure["x0"]
+            self.idata,
+            inp.inv_n,
+            inp.metric_min,
+            inp.metric_max,
+            self.spec.structure["x0"],
+            bounded=inp.bounded,
         )
 
     @property

@@ -23,7 +23,7 @@ import pandas as pd
 import xarray as xr
 
 from .checks import check_flops
-from .links import floored_sigmoid_np, noise_sd_np
+from .links import bounded_np, floored_sigmoid_np, noise_sd_np
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,17 @@ class PosteriorArrays:
     metric_min: np.ndarray  # (J,)
     metric_max: np.ndarray  # (J,)
     x0: float
+    bounded: np.ndarray | None = None  # (J,) bool: benchmark on the bounded capability scale
+
+    def eta(self, theta: np.ndarray, sh: tuple) -> np.ndarray:
+        """Linear predictor (S, ..., J) for capabilities ``theta`` (S, ..., K)."""
+        eta = self.intercept[sh] + np.einsum("s...k,sjk->s...j", theta, self.loading)
+        if self.bounded is not None and self.bounded.any():
+            eta_b = self.intercept[sh] + np.einsum(
+                "s...k,sjk->s...j", bounded_np(theta), self.loading
+            )
+            eta = np.where(self.bounded, eta_b, eta)
+        return eta
 
     @property
     def n_samples(self) -> int:
@@ -69,8 +80,7 @@ class PosteriorArrays:
         """
         extra = theta.ndim - 2
         sh = (slice(None),) + (None,) * extra
-        eta = self.intercept[sh] + np.einsum("s...k,sjk->s...j", theta, self.loading)
-        p = floored_sigmoid_np(eta, self.floor[sh])
+        p = floored_sigmoid_np(self.eta(theta, sh), self.floor[sh])
         if rng is None:
             return p, p
         sd = noise_sd_np(p, self.inv_n, self.misfit[sh], self.floor[sh], self.logit_misfit[sh])
@@ -83,7 +93,12 @@ class PosteriorArrays:
 
 
 def posterior_arrays(
-    idata: xr.DataTree, inv_n: np.ndarray, metric_min: np.ndarray, metric_max: np.ndarray, x0: float
+    idata: xr.DataTree,
+    inv_n: np.ndarray,
+    metric_min: np.ndarray,
+    metric_max: np.ndarray,
+    x0: float,
+    bounded: np.ndarray | None = None,
 ) -> PosteriorArrays:
     """Stack a fit's posterior into :class:`PosteriorArrays`."""
     post = idata["posterior"].dataset.stack(sample=("chain", "draw"))
@@ -119,6 +134,7 @@ def posterior_arrays(
         metric_min=np.asarray(metric_min, dtype=float),
         metric_max=np.asarray(metric_max, dtype=float),
         x0=float(x0),
+        bounded=None if bounded is None else np.asarray(bounded, dtype=bool),
     )
 
 

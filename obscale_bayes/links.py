@@ -27,6 +27,24 @@ def sigmoid_np(eta: ArrayLike) -> np.ndarray:
     return out
 
 
+#: Half-width of the bounded capability scale of downstream tasks (see :func:`bounded_np`).
+BOUNDED_SCALE = 10.0
+
+
+def bounded_np(theta: ArrayLike) -> np.ndarray:
+    """Bounded capability scale ``10 (sigmoid(theta) - 0.5)`` in (-5, 5).
+
+    ``sigmoid(theta_k)`` is anchor k's expected score above its floor, so a capability at its
+    chance floor maps to about -5 however far below the floor its logit lies.
+    """
+    return BOUNDED_SCALE * (sigmoid_np(theta) - 0.5)
+
+
+def bounded_pt(theta):
+    """PyTensor version of :func:`bounded_np`."""
+    return BOUNDED_SCALE * (pt.sigmoid(theta) - 0.5)
+
+
 def floored_sigmoid_np(eta: ArrayLike, floor: ArrayLike) -> np.ndarray:
     """``floor + (1 - floor) * sigmoid(eta)``: rises from the chance floor to 1."""
     floor = np.asarray(floor, dtype=float)

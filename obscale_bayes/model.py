@@ -36,14 +36,14 @@ hierarchical priors (a family with one model shrinks to the population).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
 from .errors import DataError, SpecError
-from .links import floored_sigmoid_pt, inv_items, noise_sd_pt
+from .links import bounded_pt, floored_sigmoid_pt, inv_items, noise_sd_pt
 from .spec import ModelSpec
 
 # Scores this far outside [floor-ish, 1] after rescaling are data errors, not noise.
@@ -70,6 +70,20 @@ class ModelInputs:
     anchor_idx: np.ndarray  # (K,) benchmark index of each factor's anchor
     metric_min: np.ndarray  # (J,)
     metric_max: np.ndarray  # (J,)
+    # non-anchor benchmarks on the bounded capability scale with loadings >= 0
+    bounded_bench: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+
+    @property
+    def bounded(self) -> np.ndarray:
+        """(J,) True where the benchmark is linked to the bounded capability scale."""
+        flag = np.zeros(len(self.benchmark_ids), dtype=bool)
+        flag[self.bounded_bench] = True
+        return flag
+
+    @property
+    def signed_bench(self) -> np.ndarray:
+        """Free benchmarks whose loadings may take either sign."""
+        return np.setdiff1d(self.free_bench, self.bounded_bench)
 
     @property
     def unknown_x(self) -> np.ndarray:
@@ -150,6 +164,11 @@ def prepare_inputs(data, spec: ModelSpec) -> ModelInputs:
     ob = s["benchmark"].map(b_pos).to_numpy()
     y = (s["value"].to_numpy(dtype=float) - lo[ob]) / (hi[ob] - lo[ob])
     floor = (bench.loc[used_b, "floor"].to_numpy(dtype=float) - lo) / (hi - lo)
+    groups = set(st["bounded_groups"])
+    bounded = []
+    if groups and "group" in bench.columns:
+        g = bench.loc[used_b, "group"].astype(str).to_numpy()
+        bounded = [j for j, b in enumerate(used_b) if g[j] in groups and b not in anchors]
     return ModelInputs(
         model_ids=list(models["model"]),
         family_ids=fam_ids,
@@ -167,6 +186,7 @@ def prepare_inputs(data, spec: ModelSpec) -> ModelInputs:
         anchor_idx=np.array([b_pos[a] for a in anchors]),
         metric_min=lo,
         metric_max=hi,
+        bounded_bench=np.array(bounded, dtype=int),
     )
 
 
@@ -198,6 +218,8 @@ def coords_of(inp: ModelInputs) -> dict[str, list]:
         "benchmark": inp.benchmark_ids,
         "factor": inp.factor_ids,
         "free_benchmark": [inp.benchmark_ids[j] for j in inp.free_bench],
+        "signed_benchmark": [inp.benchmark_ids[j] for j in inp.signed_bench],
+        "bounded_benchmark": [inp.benchmark_ids[j] for j in inp.bounded_bench],
         "fitted_floor_benchmark": [
             inp.benchmark_ids[j] for j in np.flatnonzero(np.isnan(inp.floor))
         ],
@@ -284,7 +306,20 @@ def build_model(data, spec: ModelSpec, inputs: ModelInputs | None = None) -> pm.
         theta = pt.concatenate(parts, axis=1)[:, order]
         theta = pm.Deterministic("capability", theta, dims=("model", "factor"))
         # --- factor model with anchors: identity rows, zero intercepts
-        lam_free = prior("loading_free", pr["loading"], dims=("free_benchmark", "factor"))
+        if len(inp.bounded_bench):
+            # Loadings on the bounded scale are >= 0 (their own prior); the rest are signed.
+            lam_free = pt.zeros((len(free), n_k))
+            if len(inp.signed_bench):
+                lam_s = prior("loading_free", pr["loading"], dims=("signed_benchmark", "factor"))
+                lam_free = pt.set_subtensor(
+                    lam_free[np.searchsorted(free, inp.signed_bench)], lam_s
+                )
+            lam_p = prior(
+                "loading_positive", pr["positive_loading"], dims=("bounded_benchmark", "factor")
+            )
+            lam_free = pt.set_subtensor(lam_free[np.searchsorted(free, inp.bounded_bench)], lam_p)
+        else:
+            lam_free = prior("loading_free", pr["loading"], dims=("free_benchmark", "factor"))
         lam = pt.zeros((n_b, n_k))
         lam = pt.set_subtensor(lam[inp.anchor_idx, np.arange(n_k)], 1.0)
         lam = pt.set_subtensor(lam[free], lam_free)
@@ -324,7 +359,11 @@ def build_model(data, spec: ModelSpec, inputs: ModelInputs | None = None) -> pm.
             tau = pt.set_subtensor(tau[inp.anchor_idx], st["anchor_misfit"])
             tau = pm.Deterministic("misfit", tau, dims="benchmark")
         # --- likelihood
-        eta = alpha[inp.obs_bench] + (lam[inp.obs_bench] * theta[inp.obs_model]).sum(axis=1)
+        th_obs = theta[inp.obs_model]
+        if len(inp.bounded_bench):
+            on_bounded = inp.bounded[inp.obs_bench][:, None]
+            th_obs = pt.where(on_bounded, bounded_pt(th_obs), th_obs)
+        eta = alpha[inp.obs_bench] + (lam[inp.obs_bench] * th_obs).sum(axis=1)
         g_obs = floor[inp.obs_bench]
         p = floored_sigmoid_pt(eta, g_obs)
         sd = noise_sd_pt(p, inp.inv_n[inp.obs_bench], tau[inp.obs_bench], g_obs, nu[inp.obs_bench])

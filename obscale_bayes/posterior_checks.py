@@ -41,7 +41,7 @@ from scipy import stats
 
 from .diagnostics import BFMI_MIN, ESS_MIN, GATE_VARS, RHAT_MAX, _bfmi, compute_diagnostics
 from .errors import UsageError
-from .links import floored_sigmoid_np, noise_sd_np
+from .links import bounded_np, floored_sigmoid_np, noise_sd_np
 
 if TYPE_CHECKING:  # pragma: no cover
     from .fit import CapabilityModel
@@ -140,7 +140,10 @@ def _cell_params(fit: CapabilityModel, post: xr.Dataset) -> tuple[np.ndarray, np
             return np.zeros(cap.shape[:2] + (len(ob),))
         return post[name].transpose("chain", "draw", "benchmark").to_numpy()[:, :, ob]
 
-    eta = per_bench("intercept") + np.einsum("cdnk,cdnk->cdn", cap[:, :, om], lam[:, :, ob])
+    th = cap[:, :, om]
+    if inp.bounded.any():
+        th = np.where(inp.bounded[ob][:, None], bounded_np(th), th)
+    eta = per_bench("intercept") + np.einsum("cdnk,cdnk->cdn", th, lam[:, :, ob])
     floor = per_bench("floor")
     p = floored_sigmoid_np(eta, floor)
     sd = noise_sd_np(p, inp.inv_n[ob], per_bench("misfit"), floor, per_bench("logit_misfit"))

@@ -50,7 +50,7 @@ import pandas as pd
 import xarray as xr
 
 from .data import BenchmarkData
-from .errors import UsageError
+from .errors import SpecError, UsageError
 from .links import floored_sigmoid_np, noise_sd_np
 from .model import ModelInputs, coords_of, prepare_inputs
 from .spec import ModelSpec, load_spec
@@ -370,6 +370,11 @@ def simulate(
     if not isinstance(spec, ModelSpec):
         spec = load_spec(spec)
     inp = prepare_inputs(data_template, spec)
+    if len(inp.bounded_bench):
+        raise SpecError(
+            f"{spec.source}: simulate does not support structure.bounded_groups yet; "
+            "simulate with a spec whose bounded_groups is empty"
+        )
     coords = coords_of(inp)
     coords.pop("obs")
     ov = _Overrides(params, coords)

@@ -70,6 +70,12 @@ DEFAULT_STRUCTURE: dict[str, Any] = {
     # Factors (named by anchor) whose model residuals e_mk are non-centred; the others are
     # centred.  Non-centre a factor whose anchor carries little information per model.
     "noncentered_factors": ["humaneval"],
+    # Benchmark groups (e.g. "emergent", "post_training", "agent") linked to the anchors'
+    # *bounded* score scale u_k = 10 (sigmoid(theta_k) - 0.5) with loadings >= 0 (prior
+    # "positive_loading").  Fitted on weak models, a downstream task can otherwise load
+    # negatively on a capability still at its chance floor (MMLU logit ~ -5, barely determined),
+    # and that sign flips its forecasts once stronger models leave the floor.
+    "bounded_groups": [],
 }
 
 #: Prior of every parameter, as ``{dist = ..., <params>}``.
@@ -77,6 +83,8 @@ DEFAULT_PRIORS: dict[str, dict[str, Any]] = {
     # eta_j = alpha_j + lambda_j . theta  (non-anchor benchmarks)
     "intercept": {"dist": "normal", "mu": 0.0, "sigma": 2.0},
     "loading": {"dist": "normal", "mu": 0.0, "sigma": 1.0},
+    # Loadings of benchmarks in structure.bounded_groups (a positive distribution).
+    "positive_loading": {"dist": "halfnormal", "sigma": 1.0},
     # Family efficiency a_f,k ~ N(mu_a_k, sigma_a_k): population mean and spread.
     "efficiency_mean": {"dist": "normal", "mu": 0.0, "sigma": 2.0},
     "efficiency_sd": {"dist": "halfnormal", "sigma": 1.0},
@@ -215,6 +223,9 @@ def _check_structure(where: str, s: dict[str, Any]) -> dict[str, Any]:
             f"{where}: structure.noncentered_factors names {stray}, which are not anchors "
             f"{s['anchors']}; list anchors only"
         )
+    bg = s["bounded_groups"]
+    if not isinstance(bg, list) or not all(isinstance(g, str) for g in bg):
+        raise SpecError(f"{where}: structure.bounded_groups must be a list of benchmark groups")
     if s["likelihood"] not in ("normal", "student_t"):
         raise SpecError(
             f"{where}: structure.likelihood must be 'normal' or 'student_t', got {s['likelihood']!r}"
@@ -277,6 +288,16 @@ def spec_from_dict(d: dict[str, Any], source: str = "<dict>") -> ModelSpec:
     structure = _check_structure(where, _merge(where, d, "structure", DEFAULT_STRUCTURE))
     priors = _merge(where, d, "priors", DEFAULT_PRIORS)
     priors = {k: _check_prior(where, k, v) for k, v in priors.items()}
+    if priors["positive_loading"]["dist"] not in (
+        "halfnormal",
+        "exponential",
+        "lognormal",
+        "gamma",
+    ):
+        raise SpecError(
+            f"{where}: prior 'positive_loading' must be a positive distribution "
+            "(halfnormal, exponential, lognormal or gamma)"
+        )
     name = d.get("name", Path(source).stem if source != "<dict>" else "custom")
     if not isinstance(name, str) or not name:
         raise SpecError(f"{where}: 'name' must be a non-empty string")
