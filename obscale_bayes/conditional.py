@@ -36,7 +36,8 @@ import pandas as pd
 
 from .data import BenchmarkData
 from .errors import DataError
-from .links import bounded_np, floored_sigmoid_np, noise_sd_np
+from .forecast import linear_predictor
+from .links import floored_sigmoid_np, noise_sd_np
 from .model import x_prior_for_unknown
 
 _T_DOF = 4.0
@@ -99,11 +100,7 @@ class _Target:
         d = theta - self.mean[sh]
         lp = -0.5 * np.einsum("s...k,skl,s...l->s...", d, self.prec, d)
         if len(self.j):
-            eta = self.alpha[sh] + np.einsum("s...k,sok->s...o", theta, self.lam)
-            if self.bounded is not None and self.bounded.any():
-                th_b = bounded_np(theta)
-                eta_b = self.alpha[sh] + np.einsum("s...k,sok->s...o", th_b, self.lam)
-                eta = np.where(self.bounded, eta_b, eta)
+            eta = linear_predictor(theta, self.alpha[sh], self.lam, self.bounded)
             p = floored_sigmoid_np(eta, self.floor[sh])
             sd = noise_sd_np(p, self.inv_n, self.tau[sh], self.floor[sh], self.nu[sh])
             lp = lp + np.sum(-0.5 * ((self.y - p) / sd) ** 2 - np.log(sd), axis=-1)

@@ -26,6 +26,19 @@ from .checks import check_flops
 from .links import bounded_np, floored_sigmoid_np, noise_sd_np
 
 
+def linear_predictor(
+    theta: np.ndarray, intercept: np.ndarray, loading: np.ndarray, bounded: np.ndarray | None
+) -> np.ndarray:
+    """``eta_j = alpha_j + lambda_j . theta`` per draw, or ``lambda_j . bounded(theta)`` where
+    ``bounded[j]``: theta (S, ..., K), intercept broadcastable to (S, ..., J), loading (S, J, K).
+    """
+    eta = intercept + np.einsum("s...k,sjk->s...j", theta, loading)
+    if bounded is not None and bounded.any():
+        eta_b = intercept + np.einsum("s...k,sjk->s...j", bounded_np(theta), loading)
+        eta = np.where(bounded, eta_b, eta)
+    return eta
+
+
 @dataclass(frozen=True)
 class PosteriorArrays:
     """Posterior draws stacked into a ``sample`` axis (S draws), as NumPy arrays."""
@@ -53,13 +66,7 @@ class PosteriorArrays:
 
     def eta(self, theta: np.ndarray, sh: tuple) -> np.ndarray:
         """Linear predictor (S, ..., J) for capabilities ``theta`` (S, ..., K)."""
-        eta = self.intercept[sh] + np.einsum("s...k,sjk->s...j", theta, self.loading)
-        if self.bounded is not None and self.bounded.any():
-            eta_b = self.intercept[sh] + np.einsum(
-                "s...k,sjk->s...j", bounded_np(theta), self.loading
-            )
-            eta = np.where(self.bounded, eta_b, eta)
-        return eta
+        return linear_predictor(theta, self.intercept[sh], self.loading, self.bounded)
 
     @property
     def n_samples(self) -> int:

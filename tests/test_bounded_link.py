@@ -91,3 +91,20 @@ def test_spec_errors_are_one_line():
 def test_simulate_refuses_bounded_groups(data, spec):
     with pytest.raises(SpecError, match="bounded_groups"):
         simulate(data, spec, seed=0)
+
+
+def test_linear_predictor_uses_the_bounded_scale_only_where_flagged():
+    from obscale_bayes.forecast import linear_predictor
+
+    rng = np.random.default_rng(0)
+    theta = rng.normal(0, 3, (5, 4, 2))  # (S, models, K)
+    alpha = rng.normal(size=(5, 1, 3))
+    lam = rng.normal(size=(5, 3, 2))  # (S, J, K)
+    flag = np.array([False, True, False])
+    eta = linear_predictor(theta, alpha, lam, flag)
+    for s in range(5):
+        for m in range(4):
+            for j in range(3):
+                th = bounded_np(theta[s, m]) if flag[j] else theta[s, m]
+                assert eta[s, m, j] == pytest.approx(alpha[s, 0, j] + lam[s, j] @ th)
+    np.testing.assert_array_equal(linear_predictor(theta, alpha, lam, None)[..., 0], eta[..., 0])
