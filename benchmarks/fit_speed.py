@@ -48,8 +48,8 @@ def _child(sampler: str, draws: int, tune: int, chains: int, seed: int, queue) -
     import nutpie
     import pymc as pm
 
-    from obscale_bayes.data import load_shipped
-    from obscale_bayes.fit import CapabilityModel
+    from obscale_bayes.data.tables import load_shipped
+    from obscale_bayes.fit.fitted import CapabilityModel
 
     import_s = time.perf_counter() - t_import
     timings: dict[str, float] = {}

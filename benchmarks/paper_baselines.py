@@ -22,8 +22,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from obscale_bayes.baselines import FamilyInterceptFlops, FlopsOnly, PaperPCAMethod  # noqa: E402
-from obscale_bayes.paper_presets import ANALYSES, build_analysis, read_raw_tables  # noqa: E402
+from obscale_bayes.evaluation.baselines import FamilyInterceptFlops, FlopsOnly, PaperPCAMethod  # noqa: E402
+from obscale_bayes.evaluation.presets import ANALYSES, build_analysis, read_raw_tables  # noqa: E402
 
 
 def _mse(pred: np.ndarray, y: np.ndarray) -> float:

@@ -29,10 +29,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout
 
-from obscale_bayes.data import load_shipped  # noqa: E402
-from obscale_bayes.fit import CapabilityModel  # noqa: E402
-from obscale_bayes.simulate import RECOVERY_GROUPS, binomial_band, interval_coverage, simulate  # noqa: E402
-from obscale_bayes.spec import load_spec  # noqa: E402
+from obscale_bayes.data.tables import load_shipped  # noqa: E402
+from obscale_bayes.fit.fitted import CapabilityModel  # noqa: E402
+from obscale_bayes.model.simulate import RECOVERY_GROUPS, binomial_band, interval_coverage, simulate  # noqa: E402
+from obscale_bayes.spec.spec import load_spec  # noqa: E402
 
 PROBS = (0.5, 0.8, 0.9, 0.95)
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "recovery.json"

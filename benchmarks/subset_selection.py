@@ -2,7 +2,7 @@
 
 Setting (the paper's Sec. 5 evaluation, ``model_subset_selection_eval.ipynb`` of
 ryoungj/ObsScaling): GSM8K with chain-of-thought (``gsm8k_cot`` of
-:mod:`obscale_bayes.paper_presets`), the 21 default families, the 7 standard benchmarks without
+:mod:`obscale_bayes.evaluation.presets`), the 21 default families, the 7 standard benchmarks without
 GSM8K as inputs, train = FLOPs <= 84e21 (47 models), test = the 28 others.  The candidate pool is
 the training models without a missing input (45 models, 14 families, as in the paper's code).
 
@@ -18,7 +18,7 @@ for budgets B:
 * ``ours_oneshot``: the same criterion, every pick from the target-free fit (no target value is
   used to choose, as in the paper's selection); budget B takes the first B greedy picks.
 * ``paper``: V-optimal family combination on 3 PCs with <= B models
-  (:mod:`obscale_bayes.subset_selection`).
+  (:mod:`obscale_bayes.evaluation.subset_selection`).
 * ``random``: the paper's random family combinations with max(B - 2, 3)..B models.
 * ``all``: the target observed on all 47 training models.
 
@@ -42,13 +42,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from obscale_bayes import metrics
-from obscale_bayes.backtest import paper_case
-from obscale_bayes.baselines import PaperPCAMethod, TrainingFrame
-from obscale_bayes.data import BenchmarkData, load_benchmark_metadata
-from obscale_bayes.fit import CapabilityModel
-from obscale_bayes.next_eval import joint_draws, reweighted_variance_reduction, select_batch
-from obscale_bayes.subset_selection import (
+from obscale_bayes.evaluation import metrics
+from obscale_bayes.evaluation.backtest import paper_case
+from obscale_bayes.evaluation.baselines import PaperPCAMethod, TrainingFrame
+from obscale_bayes.data.tables import BenchmarkData, load_benchmark_metadata
+from obscale_bayes.fit.fitted import CapabilityModel
+from obscale_bayes.forecast.next_eval import joint_draws, reweighted_variance_reduction, select_batch
+from obscale_bayes.evaluation.subset_selection import (
     paper_pc_features,
     random_family_subsets,
     v_optimal_subsets,

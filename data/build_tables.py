@@ -11,7 +11,8 @@ It reads ``../shared/data/obscaling/*.csv`` (relative to the repository root; ov
 * ``data/scores.csv``      one row per non-missing score cell (long format),
 * ``data/benchmarks.csv``  one row per benchmark (chance floor, item count, metric range),
 
-plus identical copies in ``obscale_bayes/_data/`` so that an installed package finds them.
+The tables themselves live in the package (``obscale_bayes/data/shipped/``, the only copy, so
+that an installed package finds them); the ``data/*.csv`` names are links to them.
 Every decision taken here is explained in ``data/README.md``.  The script is deterministic: a
 rebuild from the same upstream files gives byte-identical tables.
 """
@@ -29,7 +30,7 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SRC = REPO.parent / "shared" / "data" / "obscaling"
-OUT_DIRS = (REPO / "data", REPO / "obscale_bayes" / "_data")
+OUT_DIRS = (REPO / "obscale_bayes" / "data" / "shipped",)
 
 BASE = "base_llm_benchmark_eval.csv"
 SUB10B = "base_llm_benchmark_eval_sub_10b.csv"
@@ -349,7 +350,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--out",
         type=Path,
-        help="write only to this folder (default: data/ and obscale_bayes/_data/)",
+        help="write only to this folder (default: obscale_bayes/data/shipped/)",
     )
     args = ap.parse_args(argv)
     src: Path = args.src

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from obscale_bayes.backtest import paper_case, run_case, targets_report
-from obscale_bayes.cli import main
-from obscale_bayes.cli_backtest import calibration_curve, format_table
+from obscale_bayes.evaluation.backtest import paper_case, run_case, targets_report
+from obscale_bayes.cli.main import main
+from obscale_bayes.cli.backtest import calibration_curve, format_table
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from obscale_bayes.backtest_generic import (
+from obscale_bayes.evaluation.generic import (
     PRESETS,
     SplitSpec,
     generic_case,
@@ -18,10 +18,10 @@ from obscale_bayes.backtest_generic import (
     resolve_task,
     task_aliases,
 )
-from obscale_bayes.cli import main
-from obscale_bayes.data import STANDARD_BENCHMARKS
+from obscale_bayes.cli.main import main
+from obscale_bayes.data.tables import STANDARD_BENCHMARKS
 from obscale_bayes.errors import UsageError
-from obscale_bayes.paper_presets import DEFAULT_FAMILIES
+from obscale_bayes.evaluation.presets import DEFAULT_FAMILIES
 
 BBH_COT = "bbh_cot_fewshot_overall_3_exact_match,flexible-extract"
 BBH_DIRECT = "bbh_fewshot_overall_3_exact_match,flexible-extract"
@@ -124,7 +124,7 @@ def test_generic_case_from_a_user_csv(tmp_path, bbh_data):
     ).reset_index().to_csv(path, index=False)
     extra = tmp_path / "extra.csv"
     extra.write_text("benchmark,floor,metric_min,metric_max\nbbh_cot,0.1,0,1\n")
-    from obscale_bayes.reader import read_table
+    from obscale_bayes.data.reader import read_table
 
     data = read_table(path, extra_benchmarks=extra)
     c = generic_case("bbh_cot", ("mmlu", "arc_c", "hellaswag", "humaneval"),

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from obscale_bayes.cli import main
-from obscale_bayes.fit import CapabilityModel
+from obscale_bayes.cli.main import main
+from obscale_bayes.fit.fitted import CapabilityModel
 
 HEAD = "model,family,flops_1e21,mmlu,hellaswag,gsm8k\n"
 ROWS = [

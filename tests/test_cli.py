@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from obscale_bayes.cli import main, read_data
+from obscale_bayes.cli.main import main, read_data
 from obscale_bayes.errors import DataError, UsageError
 
 BENCHES = ["mmlu", "arc_c", "hellaswag", "winogrande", "gsm8k"]
@@ -208,7 +208,7 @@ def test_forecast_plot_is_a_png(fitted, tmp_path):
 
 
 def test_forecast_from_scores(fitted, tmp_path):
-    pytest.importorskip("obscale_bayes.conditional")
+    pytest.importorskip("obscale_bayes.forecast.conditional")
     out, *_ = fitted
     new = tmp_path / "new.csv"
     new.write_text(
@@ -255,8 +255,8 @@ def test_help_and_version_exit_zero(capsys):
 @pytest.mark.slow
 def test_quickstart_reuses_a_current_fit(tmp_path):
     """quickstart on the shipped data: reuse a (short) current fit, print forecasts, plot."""
-    from obscale_bayes.data import load_shipped
-    from obscale_bayes.fit import CapabilityModel
+    from obscale_bayes.data.tables import load_shipped
+    from obscale_bayes.fit.fitted import CapabilityModel
 
     out, png = tmp_path / "default.nc", tmp_path / "default_forecast.png"
     CapabilityModel.fit(load_shipped(), draws=100, tune=150, chains=2, seed=0, progress=False).save(

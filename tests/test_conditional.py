@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from obscale_bayes.data import BenchmarkData, load_shipped
+from obscale_bayes.data.tables import BenchmarkData, load_shipped
 from obscale_bayes.errors import DataError
-from obscale_bayes.fit import CapabilityModel
+from obscale_bayes.fit.fitted import CapabilityModel
 
 TARGET = "meta-llama/Llama-2-13b-hf"
 GIVEN = ["mmlu", "hellaswag", "arc_c", "humaneval"]

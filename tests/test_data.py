@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from obscale_bayes.data import (
+from obscale_bayes.data.tables import (
     GROUPS,
     STANDARD_BENCHMARKS,
     BenchmarkData,
@@ -162,11 +162,15 @@ def test_post_training_only_true_accuracies(meta):
     assert post.str.startswith("gsm8k").sum() == 10
 
 
-def test_package_copy_identical_and_preferred():
-    pkg = REPO / "obscale_bayes" / "_data"
+def test_one_copy_of_the_shipped_tables():
+    """The tables live once, in the package; ``data/*.csv`` are links to them."""
+    pkg = REPO / "obscale_bayes" / "data" / "shipped"
     for t in TABLES:
-        assert (pkg / t).read_bytes() == (REPO / "data" / t).read_bytes()
+        link = REPO / "data" / t
+        assert link.is_symlink() and link.resolve() == (pkg / t).resolve()
     assert data_dir() == pkg
+    assert (REPO / "models").is_symlink()
+    assert (REPO / "models").resolve() == (REPO / "obscale_bayes" / "spec" / "variants").resolve()
 
 
 @pytest.mark.skipif(not UPSTREAM.is_dir(), reason="upstream files not available")
@@ -180,7 +184,7 @@ def test_build_is_reproducible(tmp_path):
 
 
 def test_import_needs_no_pymc():
-    code = "import sys, obscale_bayes.data, obscale_bayes.reader; print('pymc' in sys.modules)"
+    code = "import sys, obscale_bayes.data.tables, obscale_bayes.data.reader; print('pymc' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert out.stdout.strip() == "False", out.stderr
 

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 
-from obscale_bayes.data import BenchmarkData, load_shipped
+from obscale_bayes.data.tables import BenchmarkData, load_shipped
 from obscale_bayes.errors import UsageError
-from obscale_bayes.forecast import PosteriorArrays
-from obscale_bayes.interventions import (
+from obscale_bayes.forecast.compute import PosteriorArrays
+from obscale_bayes.forecast.interventions import (
     INTERVENTIONS,
     effect_from_scores,
     effect_vs_capability,
@@ -19,7 +19,7 @@ from obscale_bayes.interventions import (
     observed_effect,
     summarize_effect,
 )
-from obscale_bayes.links import floored_sigmoid_np
+from obscale_bayes.model.equations import floored_sigmoid_np
 
 BENCH = ["mmlu", "hs", "treated", "control"]
 
@@ -155,8 +155,8 @@ TASKS = ["gsm8k_5_exact_match,flexible-extract", "gsm8k_cot_8_exact_match,flexib
 
 @pytest.fixture(scope="module")
 def simulated_fit():
-    from obscale_bayes.fit import CapabilityModel
-    from obscale_bayes.simulate import simulate
+    from obscale_bayes.fit.fitted import CapabilityModel
+    from obscale_bayes.model.simulate import simulate
 
     fams = ["Llama-2", "Qwen1.5", "Pythia", "OPT", "Llama", "Falcon", "Gemma", "Qwen", "Yi",
             "BLOOM", "StarCoder2", "Phi", "Llama-3", "MPT"]  # fmt: skip

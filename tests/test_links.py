@@ -1,4 +1,4 @@
-"""Each PyTensor link / noise function against its NumPy reference (obscale_bayes.links)."""
+"""Each PyTensor link / noise function against its NumPy reference (obscale_bayes.model.equations)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytensor
 import pytensor.tensor as pt
 import pytest
 
-from obscale_bayes.links import (
+from obscale_bayes.model.equations import (
     floored_sigmoid_np,
     floored_sigmoid_pt,
     inv_items,

@@ -8,7 +8,7 @@ import pytest
 from scipy.stats import norm
 
 from obscale_bayes.errors import UsageError
-from obscale_bayes.metrics import (
+from obscale_bayes.evaluation.metrics import (
     crps_from_draws,
     lpd_from_draws,
     score_draws,

@@ -17,10 +17,10 @@ import pytest
 import xarray as xr
 from matplotlib.figure import Figure
 
-from obscale_bayes.data import load_shipped
+from obscale_bayes.data.tables import load_shipped
 from obscale_bayes.errors import UsageError
-from obscale_bayes.fit import CapabilityModel
-from obscale_bayes.model_comparison import (
+from obscale_bayes.fit.fitted import CapabilityModel
+from obscale_bayes.checks.comparison import (
     compare_fits,
     k_verdict,
     kfold_assign,
@@ -32,8 +32,8 @@ from obscale_bayes.model_comparison import (
     simplest_supported,
     worst_explained,
 )
-from obscale_bayes.plots_checks import dkw_band, plot_compare
-from obscale_bayes.simulate import simulate
+from obscale_bayes.plots.checks import dkw_band, plot_compare
+from obscale_bayes.model.simulate import simulate
 
 
 def table(rows):

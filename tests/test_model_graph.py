@@ -14,11 +14,11 @@ import pytensor
 import pytest
 from pymc.testing import mock_sample
 
-from obscale_bayes.data import load_shipped
-from obscale_bayes.diagnostics import compute_diagnostics
-from obscale_bayes.fit import CapabilityModel
-from obscale_bayes.model import build_model, prepare_inputs
-from obscale_bayes.spec import available_specs, load_spec
+from obscale_bayes.data.tables import load_shipped
+from obscale_bayes.fit.diagnostics import compute_diagnostics
+from obscale_bayes.fit.fitted import CapabilityModel
+from obscale_bayes.model.build import build_model, prepare_inputs
+from obscale_bayes.spec.spec import available_specs, load_spec
 
 FAST = {"mode": "FAST_COMPILE", "linker": "py"}
 
@@ -193,7 +193,7 @@ def test_logp_finite_with_exact_zero_and_one_scores(data):
     s.loc[s["benchmark"] == "humaneval", "value"] = 0.0
     s.loc[(s["benchmark"] == "gsm8k") & (s.index % 2 == 0), "value"] = 1.0
     s.loc[s["benchmark"] == "mmlu", "value"] = 0.2  # below the 0.25 floor
-    from obscale_bayes.data import BenchmarkData
+    from obscale_bayes.data.tables import BenchmarkData
 
     d = BenchmarkData(data.models, s, data.benchmarks, source="edited")
     assert np.isfinite(_logp(build_model(d, load_spec())))

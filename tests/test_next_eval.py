@@ -15,19 +15,19 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from obscale_bayes.data import BenchmarkData, load_shipped
+from obscale_bayes.data.tables import BenchmarkData, load_shipped
 from obscale_bayes.errors import UsageError
-from obscale_bayes.fit import CapabilityModel
-from obscale_bayes.next_eval import (
+from obscale_bayes.fit.fitted import CapabilityModel
+from obscale_bayes.forecast.next_eval import (
     _reweighted_reduction,
     joint_draws,
     rank_evaluations,
     reweighted_variance_reduction,
     select_batch,
 )
-from obscale_bayes.simulate import simulate
-from obscale_bayes.spec import load_spec
-from obscale_bayes.subset_selection import (
+from obscale_bayes.model.simulate import simulate
+from obscale_bayes.spec.spec import load_spec
+from obscale_bayes.evaluation.subset_selection import (
     enumerate_family_subsets,
     greedy_schur,
     paper_pc_features,

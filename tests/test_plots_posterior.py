@@ -20,18 +20,18 @@ matplotlib.use("Agg")
 from matplotlib.collections import PathCollection, PolyCollection  # noqa: E402
 from matplotlib.image import AxesImage  # noqa: E402
 
-from obscale_bayes.backtest import BacktestCase  # noqa: E402
-from obscale_bayes.cli_backtest import calibration_curve  # noqa: E402
-from obscale_bayes.data import load_shipped  # noqa: E402
+from obscale_bayes.evaluation.backtest import BacktestCase  # noqa: E402
+from obscale_bayes.cli.backtest import calibration_curve  # noqa: E402
+from obscale_bayes.data.tables import load_shipped  # noqa: E402
 from obscale_bayes.errors import UsageError  # noqa: E402
-from obscale_bayes.fit import CapabilityModel  # noqa: E402
-from obscale_bayes.metrics import score_draws  # noqa: E402
-from obscale_bayes.plots_holdout import (  # noqa: E402
+from obscale_bayes.fit.fitted import CapabilityModel  # noqa: E402
+from obscale_bayes.evaluation.metrics import score_draws  # noqa: E402
+from obscale_bayes.plots.holdout import (  # noqa: E402
     coverage_table,
     plot_calibration,
     plot_holdout,
 )
-from obscale_bayes.plots_posterior import (  # noqa: E402
+from obscale_bayes.plots.posterior import (  # noqa: E402
     capability_table,
     efficiency_table,
     family_trend,
@@ -40,8 +40,8 @@ from obscale_bayes.plots_posterior import (  # noqa: E402
     plot_efficiency_forest,
     plot_loadings,
 )
-from obscale_bayes.simulate import simulate  # noqa: E402
-from obscale_bayes.spec import load_spec  # noqa: E402
+from obscale_bayes.model.simulate import simulate  # noqa: E402
+from obscale_bayes.spec.spec import load_spec  # noqa: E402
 
 JITTER = 0.05
 N_CHAIN, N_DRAW = 2, 100

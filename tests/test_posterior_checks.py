@@ -15,11 +15,11 @@ import xarray as xr
 from matplotlib.figure import Figure
 from scipy import stats
 
-from obscale_bayes.data import load_shipped
-from obscale_bayes.diagnostics import Diagnostics
+from obscale_bayes.data.tables import load_shipped
+from obscale_bayes.fit.diagnostics import Diagnostics
 from obscale_bayes.errors import UsageError
-from obscale_bayes.fit import CapabilityModel
-from obscale_bayes.posterior_checks import (
+from obscale_bayes.fit.fitted import CapabilityModel
+from obscale_bayes.checks.ppc import (
     cell_log_density,
     convergence_summary,
     loo_pit_values,
@@ -29,8 +29,8 @@ from obscale_bayes.posterior_checks import (
     predictive_tree,
     uniformity_ks,
 )
-from obscale_bayes.simulate import simulate
-from obscale_bayes.spec import load_spec
+from obscale_bayes.model.simulate import simulate
+from obscale_bayes.spec.spec import load_spec
 
 # families of a ~50-model subset of the shipped table (small fits, several sizes each)
 SUBSET_FAMILIES = ("Pythia", "OPT", "Qwen1.5", "BLOOM", "GPT-Neo/J", "Llama", "Falcon", "Llama-2")
@@ -163,7 +163,7 @@ def test_sampled_fit_checks(k1_fit):
 
 @pytest.mark.slow
 def test_check_plots(k1_fit):
-    from obscale_bayes.plots_checks import plot_loo_by_model, plot_pit, plot_ppc
+    from obscale_bayes.plots.checks import plot_loo_by_model, plot_pit, plot_ppc
 
     fig = plot_ppc(k1_fit, n_draws=10)
     assert isinstance(fig, Figure) and len([a for a in fig.axes if a.get_visible()]) == 8

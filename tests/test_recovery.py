@@ -15,18 +15,18 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from obscale_bayes.data import BenchmarkData, load_shipped
-from obscale_bayes.diagnostics import ESS_MIN, RHAT_MAX
+from obscale_bayes.data.tables import BenchmarkData, load_shipped
+from obscale_bayes.fit.diagnostics import ESS_MIN, RHAT_MAX
 from obscale_bayes.errors import UsageError
-from obscale_bayes.links import noise_sd_np
-from obscale_bayes.model import coords_of, prepare_inputs
-from obscale_bayes.simulate import (
+from obscale_bayes.model.equations import noise_sd_np
+from obscale_bayes.model.build import coords_of, prepare_inputs
+from obscale_bayes.model.simulate import (
     REALISTIC_FACTORS,
     binomial_band,
     interval_coverage,
     simulate,
 )
-from obscale_bayes.spec import load_spec
+from obscale_bayes.spec.spec import load_spec
 
 RECOVERY_SEED = 1
 
@@ -246,7 +246,7 @@ ASSERTED = ("capability", "efficiency", "loading_free")
 
 @pytest.mark.slow
 def test_parameter_recovery(template, sim):
-    from obscale_bayes.fit import CapabilityModel
+    from obscale_bayes.fit.fitted import CapabilityModel
 
     data, truth = sim
     fit = CapabilityModel.fit(

@@ -10,11 +10,11 @@ from functools import partial
 import numpy as np
 import pytest
 
-from obscale_bayes.data import load_shipped
+from obscale_bayes.data.tables import load_shipped
 from obscale_bayes.errors import ObscaleError, UsageError
-from obscale_bayes.runner import FitJob, FitJobError, JobResult, run_fits
-from obscale_bayes.simulate import simulate
-from obscale_bayes.spec import load_spec
+from obscale_bayes.fit.runner import FitJob, FitJobError, JobResult, run_fits
+from obscale_bayes.model.simulate import simulate
+from obscale_bayes.spec.spec import load_spec
 
 
 @pytest.fixture(scope="module")

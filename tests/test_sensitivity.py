@@ -14,14 +14,14 @@ import pymc as pm
 import pytest
 import xarray as xr
 
-from obscale_bayes.cli import main
-from obscale_bayes.cli_sensitivity import parse_target
-from obscale_bayes.data import load_shipped
-from obscale_bayes.diagnostics import Diagnostics
+from obscale_bayes.cli.main import main
+from obscale_bayes.cli.sensitivity import parse_target
+from obscale_bayes.data.tables import load_shipped
+from obscale_bayes.fit.diagnostics import Diagnostics
 from obscale_bayes.errors import UsageError
-from obscale_bayes.fit import _FORMAT, CapabilityModel
-from obscale_bayes.model import build_model, prepare_inputs
-from obscale_bayes.sensitivity import (
+from obscale_bayes.fit.fitted import _FORMAT, CapabilityModel
+from obscale_bayes.model.build import build_model, prepare_inputs
+from obscale_bayes.checks.sensitivity import (
     diagnose,
     psense_table,
     sweep_specs,
@@ -29,7 +29,7 @@ from obscale_bayes.sensitivity import (
     variant_kind,
     verdict,
 )
-from obscale_bayes.spec import load_spec
+from obscale_bayes.spec.spec import load_spec
 
 
 # ---------------------------------------------------------------- known answer: conjugate normal

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from obscale_bayes.errors import SpecError
-from obscale_bayes.spec import DEFAULT_PRIORS, available_specs, load_spec, spec_from_dict
+from obscale_bayes.spec.spec import DEFAULT_PRIORS, available_specs, load_spec, spec_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 

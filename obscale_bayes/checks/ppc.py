@@ -1,0 +1,389 @@
+r"""Posterior checks of a fit: convergence by parameter group, posterior predictive checks, PIT.
+
+Every check here is of the model's *likelihood* for each observed (model, benchmark) cell
+:math:`i`, on the model's internal scale (scores rescaled to [0, 1] by the metric range):
+
+.. math::
+
+    y_i \mid \text{draw } s \sim \mathcal{D}\big(p_i^{(s)},\ \mathrm{sd}_i^{(s)}\big), \qquad
+    p_i = g_j + (1 - g_j)\,\mathrm{sigmoid}(\alpha_j + \lambda_j\cdot\theta_m)
+
+with :math:`\mathcal{D}` normal (or Student-t with the spec's :math:`\nu`) and ``sd`` from
+:func:`~obscale_bayes.links.noise_sd_np` (sampling noise + misfit).  Replicated scores are
+*not* clipped to [0, 1]: the likelihood the model was fitted with is not censored, so clipping
+would make the checks test a different model from the one whose log-likelihood LOO uses.
+
+* **PIT** of cell :math:`i`: :math:`\Pr(y^{rep}_i \le y_i \mid y) = \frac1S\sum_s
+  F_{\mathcal D}\big((y_i - p_i^{(s)})/\mathrm{sd}_i^{(s)}\big)` (the predictive CDF, computed
+  exactly per draw rather than by counting replicates).  It uses each cell twice (fit and
+  check), so even a correct model gives PIT values bunched towards 0.5.
+* **LOO-PIT** (:func:`arviz.loo_pit`): the same with the posterior reweighted by PSIS to leave
+  cell :math:`i` out; uniform on [0, 1] for a calibrated model.  The Kolmogorov-Smirnov
+  distance to the uniform summarises it.
+
+The replicated scores, the pointwise log-likelihood (via :func:`pymc.compute_log_likelihood`
+on the model rebuilt with :func:`~obscale_bayes.model.build_model`) and the observed scores are
+assembled once per fit into an ArviZ-ready ``DataTree`` (:func:`predictive_tree`) and cached.
+"""
+
+from __future__ import annotations
+
+import warnings
+import weakref
+from typing import TYPE_CHECKING
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+from numpy.typing import ArrayLike
+from scipy import stats
+
+from obscale_bayes.fit.diagnostics import BFMI_MIN, ESS_MIN, GATE_VARS, RHAT_MAX, _bfmi, compute_diagnostics
+from obscale_bayes.errors import UsageError
+from obscale_bayes.model.equations import bounded_np, floored_sigmoid_np, noise_sd_np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from obscale_bayes.fit.fitted import CapabilityModel
+
+__all__ = [
+    "cell_log_density",
+    "convergence_summary",
+    "loo_pit_values",
+    "pit_values",
+    "posterior_predictive",
+    "ppc_summary",
+    "predictive_tree",
+    "uniformity_ks",
+]
+
+# predictive trees per fit, keyed by (thin, seed); weak so a dropped fit frees its arrays
+_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+# ---------------------------------------------------------------- convergence
+def convergence_summary(fit: CapabilityModel) -> pd.DataFrame:
+    """Convergence diagnostics per parameter group, plus one row for the sampler.
+
+    Parameters
+    ----------
+    fit : CapabilityModel
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per parameter group of :data:`~obscale_bayes.diagnostics.GATE_VARS` present in
+        the posterior (``group, n, max_rhat, min_ess_bulk, min_ess_tail, passed``; ``passed``
+        is R-hat <= 1.01 and bulk ESS >= 400) and a last row ``group = "sampler"`` with
+        ``divergences`` and ``min_bfmi`` (passed: none, and E-BFMI >= 0.3 in every chain).
+        ``attrs["gate_passed"]`` and ``attrs["failures"]`` hold the verdict of the gate of
+        :mod:`obscale_bayes.fit.diagnostics` (the same thresholds; it passes iff every row does).
+    """
+    post = fit.idata["posterior"].dataset
+    names = [v for v in GATE_VARS if v in post.data_vars]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # constant anchor entries
+        summ = az.summary(fit.idata, var_names=names, kind="diagnostics")
+    summ = summ.dropna(subset=["r_hat"])
+    group = pd.Series([str(i).split("[", 1)[0] for i in summ.index], index=summ.index)
+    rows = []
+    for name in names:
+        s = summ[group == name]
+        if s.empty:
+            continue
+        rows.append(
+            {
+                "group": name,
+                "n": len(s),
+                "max_rhat": float(s["r_hat"].max()),
+                "min_ess_bulk": float(s["ess_bulk"].min()),
+                "min_ess_tail": float(s["ess_tail"].min()),
+            }
+        )
+    out = pd.DataFrame(rows)
+    out["passed"] = (out["max_rhat"] <= RHAT_MAX) & (out["min_ess_bulk"] >= ESS_MIN)
+    st = fit.idata["sample_stats"].dataset
+    div = int(st["diverging"].sum()) if "diverging" in st else 0
+    bfmi = float(np.min(_bfmi(st["energy"].to_numpy()))) if "energy" in st else float("nan")
+    sampler = {
+        "group": "sampler",
+        "n": int(post.sizes["chain"] * post.sizes["draw"]),
+        "divergences": div,
+        "min_bfmi": bfmi,
+        "passed": div == 0 and bfmi >= BFMI_MIN,
+    }
+    out = pd.concat([out, pd.DataFrame([sampler])], ignore_index=True)
+    out["divergences"] = out["divergences"].astype("Int64")
+    diag = compute_diagnostics(fit.idata)
+    out.attrs["gate_passed"] = bool(diag.passed)
+    out.attrs["failures"] = diag.failures()
+    return out
+
+
+# ---------------------------------------------------------------- predictive distribution
+def _thinned(fit: CapabilityModel, thin: int | None) -> xr.Dataset:
+    post = fit.idata["posterior"].dataset
+    if thin is None or int(thin) <= 1:
+        return post
+    return post.isel(draw=slice(None, None, int(thin)))
+
+
+def _cell_params(fit: CapabilityModel, post: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Mean ``p`` and sd of every observed cell, each (chain, draw, obs)."""
+    inp = fit.inputs
+    om, ob = inp.obs_model, inp.obs_bench
+    cap = post["capability"].transpose("chain", "draw", "model", "factor").to_numpy()
+    lam = post["loading"].transpose("chain", "draw", "benchmark", "factor").to_numpy()
+
+    def per_bench(name: str) -> np.ndarray:
+        if name not in post:
+            return np.zeros(cap.shape[:2] + (len(ob),))
+        return post[name].transpose("chain", "draw", "benchmark").to_numpy()[:, :, ob]
+
+    th = cap[:, :, om]
+    if inp.bounded.any():
+        th = np.where(inp.bounded[ob][:, None], bounded_np(th), th)
+    eta = per_bench("intercept") + np.einsum("cdnk,cdnk->cdn", th, lam[:, :, ob])
+    floor = per_bench("floor")
+    p = floored_sigmoid_np(eta, floor)
+    sd = noise_sd_np(p, inp.inv_n[ob], per_bench("misfit"), floor, per_bench("logit_misfit"))
+    return p, sd
+
+
+def _dist(fit: CapabilityModel):
+    st = fit.spec.structure
+    if st["likelihood"] == "student_t":
+        return stats.t(df=float(st["student_t_nu"]))
+    return stats.norm()
+
+
+def _obs_coords(fit: CapabilityModel) -> dict:
+    obs = fit.idata["observed_data"].dataset
+    return {
+        "obs": obs["obs"].to_numpy(),
+        "obs_model": ("obs", obs["obs_model"].to_numpy().astype(str)),
+        "obs_benchmark": ("obs", obs["obs_benchmark"].to_numpy().astype(str)),
+    }
+
+
+def predictive_tree(
+    fit: CapabilityModel, *, thin: int | None = None, seed: int = 0, log_likelihood: bool = True
+) -> xr.DataTree:
+    """ArviZ-ready tree of the fit: posterior, replicated and observed scores, log-likelihood.
+
+    Parameters
+    ----------
+    fit : CapabilityModel
+    thin : int, optional
+        Keep every ``thin``-th draw of each chain (saves memory on long fits).
+    seed : int
+        Seed of the replicated-score noise.
+    log_likelihood : bool
+        Add the ``log_likelihood`` group (``pm.compute_log_likelihood`` on the rebuilt model).
+
+    Returns
+    -------
+    xarray.DataTree
+        Groups ``posterior`` (thinned), ``posterior_predictive`` and ``log_likelihood``
+        (variable ``score`` with dims ``chain, draw, obs``; coords ``obs_model``,
+        ``obs_benchmark``), ``observed_data``.  Cached per (fit, thin, seed).
+    """
+    key = (None if thin is None or int(thin) <= 1 else int(thin), int(seed))
+    cache = _CACHE.setdefault(fit, {})
+    tree = cache.get(key)
+    if tree is not None and (not log_likelihood or "log_likelihood" in tree.children):
+        return tree
+    post = _thinned(fit, key[0])
+    p, sd = _cell_params(fit, post)
+    rng = np.random.default_rng(seed)
+    eps = _dist(fit).rvs(size=p.shape, random_state=rng)
+    dims = ("chain", "draw", "obs")
+    coords = {"chain": post["chain"].to_numpy(), "draw": post["draw"].to_numpy()}
+    coords.update(_obs_coords(fit))
+    rep = xr.Dataset({"score": (dims, p + sd * eps)}, coords=coords)
+    groups = {
+        "posterior": post,
+        "posterior_predictive": rep,
+        "observed_data": fit.idata["observed_data"].dataset,
+        # the parameters of each cell's predictive distribution, for exact PIT values
+        "cell_params": xr.Dataset({"mu": (dims, p), "sd": (dims, sd)}, coords=coords),
+    }
+    if log_likelihood:
+        groups["log_likelihood"] = _log_likelihood(fit, post).assign_coords(_obs_coords(fit))
+    tree = xr.DataTree.from_dict(groups)
+    cache[key] = tree
+    return tree
+
+
+def _log_likelihood(fit: CapabilityModel, post: xr.Dataset) -> xr.Dataset:
+    """Pointwise log-likelihood of ``score`` from the PyMC model rebuilt for the fit."""
+    import pymc as pm
+
+    from obscale_bayes.model.build import build_model
+
+    model = build_model(fit.data, fit.spec, inputs=fit.inputs)
+    names = {"score"} | {v.name for v in model.free_RVs}
+    if "score" not in {v.name for v in model.observed_RVs}:  # pragma: no cover - model contract
+        raise UsageError("the model has no observed variable 'score'; cannot compute LOO")
+    keep = [v for v in post.data_vars if v in names]
+    tree = xr.DataTree.from_dict({"posterior": post[keep]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        ll = pm.compute_log_likelihood(
+            tree, var_names=["score"], model=model, extend_inferencedata=False, progressbar=False
+        )
+    if isinstance(ll, xr.DataTree):  # pragma: no cover - older PyMC returns the tree
+        ll = ll["log_likelihood"].to_dataset()
+    return ll[["score"]]
+
+
+def posterior_predictive(
+    fit: CapabilityModel, *, thin: int | None = None, seed: int = 0
+) -> xr.DataArray:
+    """Replicated scores of every observed cell, ``(sample, obs)``, on the [0, 1] scale.
+
+    Coordinates ``obs_model`` and ``obs_benchmark`` label the cells; the observed values are
+    ``fit.idata["observed_data"]["score"]``.
+    """
+    tree = predictive_tree(fit, thin=thin, seed=seed, log_likelihood=False)
+    rep = tree["posterior_predictive"].dataset["score"]
+    rep = rep.stack(sample=("chain", "draw")).transpose("sample", "obs")
+    rep = rep.drop_vars(["sample", "chain", "draw"])
+    return rep.assign_coords(sample=np.arange(rep.sizes["sample"])).rename("score_rep")
+
+
+# ---------------------------------------------------------------- PIT
+def pit_values(fit: CapabilityModel, *, thin: int | None = None) -> xr.DataArray:
+    r"""Posterior predictive PIT of each observed cell, ``(obs,)``.
+
+    :math:`\mathrm{PIT}_i = \frac1S\sum_s F\big((y_i - p_i^{(s)})/\mathrm{sd}_i^{(s)}\big)`, the
+    predictive CDF at the observed score (exact per draw, no replicate counting).
+    """
+    tree = predictive_tree(fit, thin=thin, log_likelihood=False)
+    cp = tree["cell_params"].dataset
+    y = fit.idata["observed_data"].dataset["score"].to_numpy()
+    z = (y - cp["mu"].to_numpy()) / cp["sd"].to_numpy()
+    pit = _dist(fit).cdf(z).mean(axis=(0, 1))
+    return xr.DataArray(pit, dims="obs", coords=_obs_coords(fit), name="pit")
+
+
+def loo_pit_values(fit: CapabilityModel, *, thin: int | None = None) -> xr.DataArray:
+    """LOO-PIT of each observed cell (:func:`arviz.loo_pit`), ``(obs,)``."""
+    tree = predictive_tree(fit, thin=thin)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # Pareto k warnings: reported by loo
+        out = az.loo_pit(tree, var_names=["score"])
+    da = out["score"] if isinstance(out, xr.Dataset | xr.DataTree) else out
+    da = xr.DataArray(np.asarray(da).reshape(-1), dims="obs", coords=_obs_coords(fit))
+    return da.rename("loo_pit")
+
+
+def uniformity_ks(u: ArrayLike) -> tuple[float, float]:
+    """Kolmogorov-Smirnov distance of values in [0, 1] to the uniform, and its p-value."""
+    u = np.asarray(u, dtype=float).ravel()
+    u = u[np.isfinite(u)]
+    if u.size == 0:
+        return float("nan"), float("nan")
+    res = stats.kstest(u, "uniform")
+    return float(res.statistic), float(res.pvalue)
+
+
+# ---------------------------------------------------------------- per-benchmark table
+def ppc_summary(
+    fit: CapabilityModel, *, ci: float = 0.9, thin: int | None = None, loo: bool = True
+) -> pd.DataFrame:
+    """Posterior predictive check of every benchmark, one row each.
+
+    Columns: ``benchmark, n`` (observed cells), ``obs_mean, rep_mean, p_mean`` (observed mean,
+    mean of the replicated means, posterior predictive p-value ``Pr(mean(y_rep) >= mean(y))``),
+    ``obs_sd, rep_sd, p_sd`` (the same for the standard deviation across models),
+    ``coverage`` (share of observed cells inside their central ``ci`` predictive interval),
+    ``pit_ks`` (KS distance of the cells' PIT to the uniform) and, with ``loo``,
+    ``loo_pit_ks, loo_pit_p`` (KS distance and p-value of the LOO-PIT).  Values on the
+    [0, 1] scale.
+    """
+    if not 0.0 < ci < 1.0:
+        raise UsageError(f"ci must be in (0, 1), got {ci}")
+    tree = predictive_tree(fit, thin=thin, log_likelihood=loo)
+    rep = tree["posterior_predictive"].dataset["score"]
+    rep = rep.stack(sample=("chain", "draw")).transpose("sample", "obs").to_numpy()
+    y = fit.idata["observed_data"].dataset["score"].to_numpy()
+    bench = np.asarray(fit.idata["observed_data"].dataset["obs_benchmark"].to_numpy(), dtype=str)
+    lo, hi = np.quantile(rep, [(1 - ci) / 2, (1 + ci) / 2], axis=0)
+    inside = (y >= lo) & (y <= hi)
+    pit = pit_values(fit, thin=thin).to_numpy()
+    lpit = loo_pit_values(fit, thin=thin).to_numpy() if loo else None
+    rows = []
+    for b in fit.inputs.benchmark_ids:
+        sel = bench == b
+        if not sel.any():
+            continue
+        r, yb = rep[:, sel], y[sel]
+        ddof = 1 if sel.sum() > 1 else 0
+        rm, rs = r.mean(axis=1), r.std(axis=1, ddof=ddof)
+        row = {
+            "benchmark": b,
+            "n": int(sel.sum()),
+            "obs_mean": float(yb.mean()),
+            "rep_mean": float(rm.mean()),
+            "p_mean": float(np.mean(rm >= yb.mean())),
+            "obs_sd": float(yb.std(ddof=ddof)),
+            "rep_sd": float(rs.mean()),
+            "p_sd": float(np.mean(rs >= yb.std(ddof=ddof))),
+            "coverage": float(inside[sel].mean()),
+            "pit_ks": uniformity_ks(pit[sel])[0],
+        }
+        if lpit is not None:
+            row["loo_pit_ks"], row["loo_pit_p"] = uniformity_ks(lpit[sel])
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    out.attrs["ci"] = ci
+    return out
+
+
+# ---------------------------------------------------------------- held-out cells
+def cell_log_density(fit: CapabilityModel, scores: pd.DataFrame) -> np.ndarray:
+    r"""Log predictive density of scores the fit did not see, for models it did see.
+
+    :math:`\log \frac1S \sum_s f\big(y_i \mid p_i^{(s)}, \mathrm{sd}_i^{(s)}\big)` for each row of
+    ``scores`` (columns ``model, benchmark, value`` in metric units, as in
+    :class:`~obscale_bayes.data.BenchmarkData`): the cell's model keeps its posterior
+    capabilities, so this is the density of a held-out cell in K-fold cross-validation.
+
+    Raises
+    ------
+    UsageError
+        A model or benchmark the fit does not know.
+    """
+    from scipy.special import logsumexp
+
+    inp = fit.inputs
+    m_pos = {m: i for i, m in enumerate(inp.model_ids)}
+    b_pos = {b: i for i, b in enumerate(inp.benchmark_ids)}
+    unknown = sorted(set(scores["model"]) - set(m_pos)) + sorted(
+        set(scores["benchmark"]) - set(b_pos)
+    )
+    if unknown:
+        raise UsageError(f"cell_log_density: the fit does not know {unknown[:5]}")
+    om = scores["model"].map(m_pos).to_numpy()
+    ob = scores["benchmark"].map(b_pos).to_numpy()
+    y = (scores["value"].to_numpy(dtype=float) - inp.metric_min[ob]) / (
+        inp.metric_max[ob] - inp.metric_min[ob]
+    )
+    post = fit.idata["posterior"].dataset.stack(sample=("chain", "draw"))
+
+    def arr(name: str, dims: tuple[str, ...]) -> np.ndarray:
+        if name not in post:
+            return np.zeros((post.sizes["sample"], len(inp.benchmark_ids)))
+        return post[name].transpose("sample", *dims).to_numpy()
+
+    cap = arr("capability", ("model", "factor"))[:, om]
+    lam = arr("loading", ("benchmark", "factor"))[:, ob]
+    floor = arr("floor", ("benchmark",))[:, ob]
+    p = floored_sigmoid_np(arr("intercept", ("benchmark",))[:, ob] + (cap * lam).sum(-1), floor)
+    sd = noise_sd_np(
+        p, inp.inv_n[ob], arr("misfit", ("benchmark",))[:, ob], floor,
+        arr("logit_misfit", ("benchmark",))[:, ob],
+    )  # fmt: skip
+    ll = _dist(fit).logpdf((y - p) / sd) - np.log(sd)
+    return logsumexp(ll, axis=0) - np.log(ll.shape[0])

@@ -1,0 +1,1 @@
+"""obscale_bayes.model."""

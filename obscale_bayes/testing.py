@@ -1,0 +1,1 @@
+"""Test helpers for users and for the suite: synthetic tables and small fits."""
