@@ -39,8 +39,6 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout
 
-from obscale_bayes.data.tables import load_shipped  # noqa: E402
-from obscale_bayes.fit.fitted import CapabilityModel  # noqa: E402
 from obscale_bayes.checks.comparison import (  # noqa: E402
     PARETO_K_BAD,
     compare_fits,
@@ -51,6 +49,8 @@ from obscale_bayes.checks.comparison import (  # noqa: E402
     simplest_supported,
     worst_explained,
 )
+from obscale_bayes.data.tables import load_shipped  # noqa: E402
+from obscale_bayes.fit.fitted import CapabilityModel  # noqa: E402
 from obscale_bayes.spec.spec import load_spec  # noqa: E402
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "compare_models.json"

@@ -42,16 +42,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from obscale_bayes.data.tables import BenchmarkData, load_benchmark_metadata
 from obscale_bayes.evaluation import metrics
 from obscale_bayes.evaluation.backtest import paper_case
 from obscale_bayes.evaluation.baselines import PaperPCAMethod, TrainingFrame
-from obscale_bayes.data.tables import BenchmarkData, load_benchmark_metadata
-from obscale_bayes.fit.fitted import CapabilityModel
-from obscale_bayes.forecast.next_eval import joint_draws, reweighted_variance_reduction, select_batch
 from obscale_bayes.evaluation.subset_selection import (
     paper_pc_features,
     random_family_subsets,
     v_optimal_subsets,
+)
+from obscale_bayes.fit.fitted import CapabilityModel
+from obscale_bayes.forecast.next_eval import (
+    joint_draws,
+    reweighted_variance_reduction,
+    select_batch,
 )
 
 OUT = Path(__file__).resolve().parent / "results" / "subset_selection.json"

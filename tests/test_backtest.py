@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from obscale_bayes.evaluation.backtest import paper_case, run_case, targets_report
+from obscale_bayes.cli.backtest import format_table
 from obscale_bayes.cli.main import main
-from obscale_bayes.cli.backtest import calibration_curve, format_table
+from obscale_bayes.evaluation.backtest import paper_case, run_case, targets_report
+from obscale_bayes.evaluation.metrics import calibration_curve
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from obscale_bayes.cli.main import main
+from obscale_bayes.data.tables import STANDARD_BENCHMARKS
+from obscale_bayes.errors import UsageError
 from obscale_bayes.evaluation.generic import (
     PRESETS,
     SplitSpec,
@@ -18,9 +21,6 @@ from obscale_bayes.evaluation.generic import (
     resolve_task,
     task_aliases,
 )
-from obscale_bayes.cli.main import main
-from obscale_bayes.data.tables import STANDARD_BENCHMARKS
-from obscale_bayes.errors import UsageError
 from obscale_bayes.evaluation.presets import DEFAULT_FAMILIES
 
 BBH_COT = "bbh_cot_fewshot_overall_3_exact_match,flexible-extract"

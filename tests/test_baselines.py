@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from scipy.special import expit
 
+from obscale_bayes.errors import UsageError
 from obscale_bayes.evaluation.baselines import (
     FamilyInterceptFlops,
     FlopsOnly,
@@ -14,9 +15,13 @@ from obscale_bayes.evaluation.baselines import (
     TrainingFrame,
     fit_sigmoid,
 )
-from obscale_bayes.errors import UsageError
-from obscale_bayes.evaluation.presets import ANALYSES, DEFAULT_RAW_DIR, build_analysis, read_raw_tables
 from obscale_bayes.evaluation.pca import PCA, PCAImputer
+from obscale_bayes.evaluation.presets import (
+    ANALYSES,
+    DEFAULT_RAW_DIR,
+    build_analysis,
+    read_raw_tables,
+)
 
 HAVE_RAW = (DEFAULT_RAW_DIR / "base_llm_benchmark_eval.csv").exists()
 needs_raw = pytest.mark.skipif(not HAVE_RAW, reason="shared upstream tables not available")

@@ -13,8 +13,8 @@ from scipy import stats
 
 from obscale_bayes.data.tables import load_shipped
 from obscale_bayes.errors import SpecError
-from obscale_bayes.model.equations import bounded_np, floored_sigmoid_np, noise_sd_np
 from obscale_bayes.model.build import build_model, prepare_inputs
+from obscale_bayes.model.equations import bounded_np, floored_sigmoid_np, noise_sd_np
 from obscale_bayes.model.simulate import simulate
 from obscale_bayes.spec.spec import load_spec, spec_from_dict
 
@@ -94,7 +94,7 @@ def test_simulate_refuses_bounded_groups(data, spec):
 
 
 def test_linear_predictor_uses_the_bounded_scale_only_where_flagged():
-    from obscale_bayes.forecast.compute import linear_predictor
+    from obscale_bayes.model.equations import linear_predictor
 
     rng = np.random.default_rng(0)
     theta = rng.normal(0, 3, (5, 4, 2))  # (S, models, K)

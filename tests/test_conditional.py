@@ -13,6 +13,8 @@ import pytest
 from obscale_bayes.data.tables import BenchmarkData, load_shipped
 from obscale_bayes.errors import DataError
 from obscale_bayes.fit.fitted import CapabilityModel
+from obscale_bayes.forecast.compute import forecast_compute
+from obscale_bayes.forecast.conditional import forecast_from_scores
 
 TARGET = "meta-llama/Llama-2-13b-hf"
 GIVEN = ["mmlu", "hellaswag", "arc_c", "humaneval"]
@@ -47,7 +49,7 @@ def small_fit() -> CapabilityModel:
 
 def test_given_scores_are_reproduced_and_blanks_banded(small_fit):
     _, new = _split(load_shipped(), TARGET, GIVEN)
-    fc = small_fit.forecast_from_scores(new, ci=0.9, seed=1)
+    fc = forecast_from_scores(small_fit, new, ci=0.9, seed=1)
     t = fc.table.set_index("benchmark")
     # MMLU has 14k items: the conditional must pin the model to its observed score.
     assert abs(t.loc["mmlu", "mean"] - t.loc["mmlu", "observed"]) < 0.01
@@ -63,9 +65,9 @@ def test_no_scores_gives_the_compute_forecast(small_fit):
     data = load_shipped()
     m = data.models[data.models["model"] == TARGET]
     new = BenchmarkData(m, data.scores.iloc[0:0], data.benchmarks, source="empty.csv")
-    a = small_fit.forecast_from_scores(new, seed=5).draws.isel(model=0)
+    a = forecast_from_scores(small_fit, new, seed=5).draws.isel(model=0)
     flops = float(m["flops_1e21"].iloc[0]) * 1e21
-    b = small_fit.forecast(("Llama-2", flops), seed=6).draws.isel(model=0)
+    b = forecast_compute(small_fit, ("Llama-2", flops), seed=6).draws.isel(model=0)
     for bench in ["mmlu", "gsm8k", "humaneval"]:
         x, y = a.sel(benchmark=bench).values, b.sel(benchmark=bench).values
         se = np.sqrt(x.var() / len(x) + y.var() / len(y))
@@ -77,7 +79,7 @@ def test_unknown_family_and_flops_still_conditions(small_fit):
     _, new = _split(load_shipped(), TARGET, GIVEN)
     models = new.models.assign(family=np.nan, flops_1e21=np.nan, params_b=np.nan)
     anon = BenchmarkData(models, new.scores, new.benchmarks, source="anon.csv")
-    t = small_fit.forecast_from_scores(anon, seed=2).table.set_index("benchmark")
+    t = forecast_from_scores(small_fit, anon, seed=2).table.set_index("benchmark")
     assert abs(t.loc["hellaswag", "mean"] - t.loc["hellaswag", "observed"]) < 0.01
 
 
@@ -89,7 +91,7 @@ def test_benchmark_not_in_fit_is_a_clear_error(small_fit):
     ]
     new = BenchmarkData(m, s, data.benchmarks, source="extra.csv")
     with pytest.raises(DataError, match="extra.csv.*not part of the fit"):
-        small_fit.forecast_from_scores(new)
+        forecast_from_scores(small_fit, new)
 
 
 @pytest.mark.slow
@@ -99,7 +101,7 @@ def test_agrees_with_a_full_refit():
     train, new = _split(data, TARGET, GIVEN)
     kw = dict(draws=1000, tune=1000, chains=4, seed=11, progress=False)
     base = CapabilityModel.fit(train, **kw)
-    cond = base.forecast_from_scores(new, seed=1).draws.isel(model=0)
+    cond = forecast_from_scores(base, new, seed=1).draws.isel(model=0)
     full_data = BenchmarkData(
         data.models, pd.concat([train.scores, new.scores]), data.benchmarks, source="train+new"
     )

@@ -9,7 +9,6 @@ from scipy.stats import norm
 
 from obscale_bayes.data.tables import BenchmarkData, load_shipped
 from obscale_bayes.errors import UsageError
-from obscale_bayes.forecast.compute import PosteriorArrays
 from obscale_bayes.forecast.interventions import (
     INTERVENTIONS,
     effect_from_scores,
@@ -19,6 +18,7 @@ from obscale_bayes.forecast.interventions import (
     observed_effect,
     summarize_effect,
 )
+from obscale_bayes.model.draws import PosteriorArrays
 from obscale_bayes.model.equations import floored_sigmoid_np
 
 BENCH = ["mmlu", "hs", "treated", "control"]

@@ -17,9 +17,6 @@ import pytest
 import xarray as xr
 from matplotlib.figure import Figure
 
-from obscale_bayes.data.tables import load_shipped
-from obscale_bayes.errors import UsageError
-from obscale_bayes.fit.fitted import CapabilityModel
 from obscale_bayes.checks.comparison import (
     compare_fits,
     k_verdict,
@@ -32,8 +29,11 @@ from obscale_bayes.checks.comparison import (
     simplest_supported,
     worst_explained,
 )
-from obscale_bayes.plots.checks import dkw_band, plot_compare
+from obscale_bayes.data.tables import load_shipped
+from obscale_bayes.errors import UsageError
+from obscale_bayes.fit.fitted import CapabilityModel
 from obscale_bayes.model.simulate import simulate
+from obscale_bayes.plots.checks import dkw_band, plot_compare
 
 
 def table(rows):

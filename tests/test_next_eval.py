@@ -17,6 +17,14 @@ import xarray as xr
 
 from obscale_bayes.data.tables import BenchmarkData, load_shipped
 from obscale_bayes.errors import UsageError
+from obscale_bayes.evaluation.subset_selection import (
+    enumerate_family_subsets,
+    greedy_schur,
+    paper_pc_features,
+    random_family_subsets,
+    v_optimal_subsets,
+    v_optimality,
+)
 from obscale_bayes.fit.fitted import CapabilityModel
 from obscale_bayes.forecast.next_eval import (
     _reweighted_reduction,
@@ -27,14 +35,6 @@ from obscale_bayes.forecast.next_eval import (
 )
 from obscale_bayes.model.simulate import simulate
 from obscale_bayes.spec.spec import load_spec
-from obscale_bayes.evaluation.subset_selection import (
-    enumerate_family_subsets,
-    greedy_schur,
-    paper_pc_features,
-    random_family_subsets,
-    v_optimal_subsets,
-    v_optimality,
-)
 
 # ---------------------------------------------------------------- a hand-made Gaussian "fit"
 BENCH = ["mmlu", "b1", "b2", "b3"]

@@ -20,12 +20,15 @@ matplotlib.use("Agg")
 from matplotlib.collections import PathCollection, PolyCollection  # noqa: E402
 from matplotlib.image import AxesImage  # noqa: E402
 
-from obscale_bayes.evaluation.backtest import BacktestCase  # noqa: E402
-from obscale_bayes.cli.backtest import calibration_curve  # noqa: E402
 from obscale_bayes.data.tables import load_shipped  # noqa: E402
 from obscale_bayes.errors import UsageError  # noqa: E402
+from obscale_bayes.evaluation.backtest import BacktestCase  # noqa: E402
+from obscale_bayes.evaluation.metrics import (
+    calibration_curve,  # noqa: E402
+    score_draws,  # noqa: E402
+)
 from obscale_bayes.fit.fitted import CapabilityModel  # noqa: E402
-from obscale_bayes.evaluation.metrics import score_draws  # noqa: E402
+from obscale_bayes.model.simulate import simulate  # noqa: E402
 from obscale_bayes.plots.holdout import (  # noqa: E402
     coverage_table,
     plot_calibration,
@@ -40,7 +43,6 @@ from obscale_bayes.plots.posterior import (  # noqa: E402
     plot_efficiency_forest,
     plot_loadings,
 )
-from obscale_bayes.model.simulate import simulate  # noqa: E402
 from obscale_bayes.spec.spec import load_spec  # noqa: E402
 
 JITTER = 0.05

@@ -15,10 +15,6 @@ import xarray as xr
 from matplotlib.figure import Figure
 from scipy import stats
 
-from obscale_bayes.data.tables import load_shipped
-from obscale_bayes.fit.diagnostics import Diagnostics
-from obscale_bayes.errors import UsageError
-from obscale_bayes.fit.fitted import CapabilityModel
 from obscale_bayes.checks.ppc import (
     cell_log_density,
     convergence_summary,
@@ -29,6 +25,10 @@ from obscale_bayes.checks.ppc import (
     predictive_tree,
     uniformity_ks,
 )
+from obscale_bayes.data.tables import load_shipped
+from obscale_bayes.errors import UsageError
+from obscale_bayes.fit.diagnostics import Diagnostics
+from obscale_bayes.fit.fitted import CapabilityModel
 from obscale_bayes.model.simulate import simulate
 from obscale_bayes.spec.spec import load_spec
 

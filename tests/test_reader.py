@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from obscale_bayes.data.reader import read_table, write_long_csv, write_wide_csv
 from obscale_bayes.data.tables import BenchmarkData, load_shipped
 from obscale_bayes.errors import DataError
-from obscale_bayes.data.reader import read_table, write_long_csv, write_wide_csv
 
 HEAD = "Model,Model Family,Model Size (B),Pretraining Data Size (T),FLOPs (1E21),MMLU,GSM8K\n"
 GOOD = HEAD + "a/one,Fam,7.0,2.0,84.0,0.45,0.10\na/two,Fam,13.0,2.0,156.0,0.55,\n"

@@ -16,10 +16,10 @@ import pytest
 import xarray as xr
 
 from obscale_bayes.data.tables import BenchmarkData, load_shipped
-from obscale_bayes.fit.diagnostics import ESS_MIN, RHAT_MAX
 from obscale_bayes.errors import UsageError
-from obscale_bayes.model.equations import noise_sd_np
+from obscale_bayes.fit.diagnostics import ESS_MIN, RHAT_MAX
 from obscale_bayes.model.build import coords_of, prepare_inputs
+from obscale_bayes.model.equations import noise_sd_np
 from obscale_bayes.model.simulate import (
     REALISTIC_FACTORS,
     binomial_band,

@@ -14,13 +14,6 @@ import pymc as pm
 import pytest
 import xarray as xr
 
-from obscale_bayes.cli.main import main
-from obscale_bayes.cli.sensitivity import parse_target
-from obscale_bayes.data.tables import load_shipped
-from obscale_bayes.fit.diagnostics import Diagnostics
-from obscale_bayes.errors import UsageError
-from obscale_bayes.fit.fitted import _FORMAT, CapabilityModel
-from obscale_bayes.model.build import build_model, prepare_inputs
 from obscale_bayes.checks.sensitivity import (
     diagnose,
     psense_table,
@@ -29,6 +22,13 @@ from obscale_bayes.checks.sensitivity import (
     variant_kind,
     verdict,
 )
+from obscale_bayes.cli.main import main
+from obscale_bayes.cli.sensitivity import parse_target
+from obscale_bayes.data.tables import load_shipped
+from obscale_bayes.errors import UsageError
+from obscale_bayes.fit.diagnostics import Diagnostics
+from obscale_bayes.fit.fitted import _FORMAT, CapabilityModel
+from obscale_bayes.model.build import build_model, prepare_inputs
 from obscale_bayes.spec.spec import load_spec
 
 

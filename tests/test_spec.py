@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import filecmp
 from pathlib import Path
 
 import pytest
 
 from obscale_bayes.errors import SpecError
-from obscale_bayes.spec.spec import DEFAULT_PRIORS, available_specs, load_spec, spec_from_dict
+from obscale_bayes.spec.spec import (
+    DEFAULT_PRIORS,
+    available_specs,
+    load_spec,
+    models_dir,
+    spec_from_dict,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,13 +37,11 @@ def test_every_variant_loads_and_round_trips():
         assert set(s.priors) == set(DEFAULT_PRIORS)
 
 
-def test_packaged_copy_of_models_is_identical():
-    """Non-editable installs read obscale_bayes/_models: it must mirror models/."""
-    a, b = ROOT / "models", ROOT / "obscale_bayes" / "_models"
-    names = sorted(p.name for p in a.glob("*.toml"))
-    assert names == sorted(p.name for p in b.glob("*.toml"))
-    _, mismatch, errors = filecmp.cmpfiles(a, b, names, shallow=False)
-    assert not mismatch and not errors, f"copy models/*.toml to obscale_bayes/_models/: {mismatch}"
+def test_one_copy_of_the_spec_variants():
+    """The variants live once, in the package; ``models/`` is a link to that folder."""
+    assert (ROOT / "models").is_symlink()
+    assert models_dir() == (ROOT / "obscale_bayes" / "spec" / "variants").resolve()
+    assert (ROOT / "models").resolve() == models_dir()
 
 
 def test_overrides_apply_and_validate():

@@ -6,9 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from obscale_bayes.evaluation import splits
 from obscale_bayes.errors import UsageError
-from obscale_bayes.evaluation.presets import ANALYSES, DEFAULT_RAW_DIR, build_analysis, read_raw_tables
+from obscale_bayes.evaluation import splits
+from obscale_bayes.evaluation.presets import (
+    ANALYSES,
+    DEFAULT_RAW_DIR,
+    build_analysis,
+    read_raw_tables,
+)
 
 
 @pytest.fixture

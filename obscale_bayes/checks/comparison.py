@@ -49,8 +49,8 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
-from obscale_bayes.errors import UsageError
 from obscale_bayes.checks.ppc import cell_log_density, predictive_tree
+from obscale_bayes.errors import UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
     from obscale_bayes.data.tables import BenchmarkData

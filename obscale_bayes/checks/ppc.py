@@ -39,8 +39,15 @@ import xarray as xr
 from numpy.typing import ArrayLike
 from scipy import stats
 
-from obscale_bayes.fit.diagnostics import BFMI_MIN, ESS_MIN, GATE_VARS, RHAT_MAX, _bfmi, compute_diagnostics
 from obscale_bayes.errors import UsageError
+from obscale_bayes.fit.diagnostics import (
+    BFMI_MIN,
+    ESS_MIN,
+    GATE_VARS,
+    RHAT_MAX,
+    _bfmi,
+    compute_diagnostics,
+)
 from obscale_bayes.model.equations import bounded_np, floored_sigmoid_np, noise_sd_np
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -37,6 +37,7 @@ import pandas as pd
 import xarray as xr
 
 from obscale_bayes.errors import UsageError
+from obscale_bayes.forecast.compute import forecast_compute
 
 if TYPE_CHECKING:  # pragma: no cover
     from obscale_bayes.data.tables import BenchmarkData
@@ -155,7 +156,7 @@ def forecast_draws(
 ) -> xr.DataArray:
     """Predictive score draws of ``targets`` as a posterior quantity ``(chain, draw, target,
     benchmark)``, aligned draw by draw with the fit's posterior."""
-    fc = fit.forecast(list(targets), ci=0.9, seed=seed)
+    fc = forecast_compute(fit, list(targets), ci=0.9, seed=seed)
     post = fit.idata["posterior"].dataset
     n_c, n_d = post.sizes["chain"], post.sizes["draw"]
     y = fc.draws.transpose("sample", "model", "benchmark").to_numpy()
@@ -176,7 +177,7 @@ def forecast_draws(
 
 def default_targets(data: BenchmarkData) -> list[tuple[str, float]]:
     """The quick-start forecasts: Llama-2 and Pythia at 10x their largest model, a new family."""
-    from obscale_bayes.cli.main import quickstart_targets
+    from obscale_bayes.forecast.targets import quickstart_targets
 
     return quickstart_targets(data)
 
@@ -240,7 +241,7 @@ def _sweep_summary(
     fit: CapabilityModel, targets: Sequence[tuple[str, float]], ci: float, seed: int
 ) -> pd.DataFrame:
     """Worker-side post-processing of a sweep fit: its forecast table only (small)."""
-    return fit.forecast(list(targets), ci=ci, seed=seed).table
+    return forecast_compute(fit, list(targets), ci=ci, seed=seed).table
 
 
 def variant_kind(spec: ModelSpec, base: ModelSpec) -> str:

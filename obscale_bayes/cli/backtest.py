@@ -14,7 +14,6 @@ import argparse
 import json
 import sys
 
-import numpy as np
 import pandas as pd
 
 from obscale_bayes.errors import UsageError
@@ -226,14 +225,3 @@ def _generic_lines(summary: pd.DataFrame, cells: pd.DataFrame | None) -> list[st
             f"{b['covered50'].mean():.2f}, 90% interval {b['covered90'].mean():.2f}"
         )
     return lines
-
-
-def calibration_curve(cells: pd.DataFrame, levels=(50, 80, 90, 95)) -> pd.DataFrame:
-    """Empirical coverage per nominal level, pooled over the Bayesian method's cells."""
-    b = cells[cells["method"] == "bayes"]
-    return pd.DataFrame(
-        {
-            "nominal": np.array(levels) / 100,
-            "empirical": [b[f"covered{lv}"].mean() for lv in levels],
-        }
-    )

@@ -23,20 +23,20 @@ from typing import TYPE_CHECKING, NoReturn
 import pandas as pd
 
 from obscale_bayes import __version__
-from obscale_bayes.validation import check_ci, check_flops
 from obscale_bayes.errors import DataError, ObscaleError, UsageError, one_line
+from obscale_bayes.forecast.compute import forecast_compute
+from obscale_bayes.forecast.conditional import forecast_from_scores
+from obscale_bayes.forecast.targets import quickstart_targets
+from obscale_bayes.validation import check_ci, check_flops
 
 if TYPE_CHECKING:  # pragma: no cover
     from obscale_bayes.data.tables import BenchmarkData
-    from obscale_bayes.fit.fitted import CapabilityModel, Forecast
+    from obscale_bayes.fit.fitted import CapabilityModel
+    from obscale_bayes.forecast.result import Forecast
 
 PROG = "obscale-bayes"
 DEFAULT_OUT = "runs/default.nc"
 DEFAULT_PLOT = "runs/default_forecast.png"
-#: Quick-start targets: known families extrapolated to 10x their largest model's compute,
-#: and a family the model has never seen.
-QUICKSTART_FAMILIES = ("Llama-2", "Pythia")
-QUICKSTART_NEW = ("NewFamily", 1e24)
 #: Smallest accepted --flops: anything below is surely a unit mistake (1e21 units, params).
 MIN_FLOPS = 1e15
 
@@ -142,8 +142,8 @@ def read_data(paths: Sequence[str] | None) -> BenchmarkData:
     A model may appear in one file only; a benchmark appearing in several files must have the
     same metadata in each.
     """
-    from obscale_bayes.data.tables import BenchmarkData, load_shipped
     from obscale_bayes.data.reader import read_table
+    from obscale_bayes.data.tables import BenchmarkData, load_shipped
 
     if not paths:
         return load_shipped()
@@ -399,9 +399,9 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     fit = CapabilityModel.load(args.path)
     parts = []
     if targets:
-        parts.append(fit.forecast(targets, ci=ci, seed=args.seed))
+        parts.append(forecast_compute(fit, targets, ci=ci, seed=args.seed))
     if new is not None:
-        parts.append(fit.forecast_from_scores(new, ci=ci, seed=args.seed))
+        parts.append(forecast_from_scores(fit, new, ci=ci, seed=args.seed))
     fig = None
     if plot is not None:
         from obscale_bayes.plots.scaling import plot_scaling
@@ -419,18 +419,6 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     if fig is not None:
         _say(f"wrote the figure {plot}")
     return 0
-
-
-def quickstart_targets(data: BenchmarkData) -> list[tuple[str, float]]:
-    """Llama-2 and Pythia at 10x the compute of their largest model, and a new family."""
-    out = []
-    m = data.models
-    for fam in QUICKSTART_FAMILIES:
-        f = m.loc[m["family"] == fam, "flops_1e21"].dropna()
-        if len(f):
-            out.append((fam, float(f.max()) * 1e21 * 10.0))
-    out.append(QUICKSTART_NEW)
-    return out
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
@@ -468,7 +456,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     if not fit.diagnostics.passed:
         _say("the convergence gate failed: treat these forecasts with caution")
     targets = quickstart_targets(fit.data)
-    fc = fit.forecast(targets, ci=0.9, seed=args.seed)
+    fc = forecast_compute(fit, targets, ci=0.9, seed=args.seed)
     print()
     print("Forecasts (posterior predictive: what an evaluation of such a model would report)")
     print()

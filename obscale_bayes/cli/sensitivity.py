@@ -67,7 +67,13 @@ def _records(df: pd.DataFrame) -> list[dict]:
 
 
 def cmd_sensitivity(args: argparse.Namespace) -> int:
-    from obscale_bayes.checks.sensitivity import PSENSE_THRESHOLD, SHIFT_THRESHOLD, power_scaling, run_sweep, verdict
+    from obscale_bayes.checks.sensitivity import (
+        PSENSE_THRESHOLD,
+        SHIFT_THRESHOLD,
+        power_scaling,
+        run_sweep,
+        verdict,
+    )
     from obscale_bayes.spec.spec import available_specs
 
     targets = [parse_target(t) for t in args.forecast] if args.forecast else None

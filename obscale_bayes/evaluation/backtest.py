@@ -17,12 +17,18 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from obscale_bayes.evaluation import metrics
-from obscale_bayes.evaluation.baselines import FamilyInterceptFlops, FlopsOnly, PaperPCAMethod, TrainingFrame
 from obscale_bayes.data.tables import BenchmarkData, load_benchmark_metadata
 from obscale_bayes.errors import UsageError
-from obscale_bayes.fit.fitted import CapabilityModel
+from obscale_bayes.evaluation import metrics
+from obscale_bayes.evaluation.baselines import (
+    FamilyInterceptFlops,
+    FlopsOnly,
+    PaperPCAMethod,
+    TrainingFrame,
+)
 from obscale_bayes.evaluation.presets import ANALYSES, build_analysis, read_raw_tables
+from obscale_bayes.fit.fitted import CapabilityModel
+from obscale_bayes.forecast.conditional import forecast_from_scores
 from obscale_bayes.spec.spec import ModelSpec, load_spec
 
 #: Spec the backtests use unless told otherwise: the default model with every capability residual
@@ -80,7 +86,7 @@ def bayes_forecast(
     fit = CapabilityModel.fit(
         train, spec, draws=draws, tune=tune, chains=chains, seed=seed, progress=False
     )
-    fc = fit.forecast_from_scores(test, seed=seed)
+    fc = forecast_from_scores(fit, test, seed=seed)
     d = fc.draws.sel(benchmark=case.target, model=list(case.models.index[case.test]))
     return case.transform(d.transpose("sample", "model").to_numpy()), fit
 

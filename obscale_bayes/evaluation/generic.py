@@ -32,10 +32,10 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from obscale_bayes.evaluation import splits
-from obscale_bayes.evaluation.backtest import METHODS, BacktestCase, run_case
 from obscale_bayes.data.tables import STANDARD_BENCHMARKS, BenchmarkData, load_benchmark_metadata
 from obscale_bayes.errors import UsageError
+from obscale_bayes.evaluation import splits
+from obscale_bayes.evaluation.backtest import METHODS, BacktestCase, run_case
 from obscale_bayes.evaluation.presets import ANALYSES, DEFAULT_FAMILIES
 from obscale_bayes.spec.spec import ModelSpec
 

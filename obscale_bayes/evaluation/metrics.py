@@ -226,3 +226,14 @@ def summarize(scores: pd.DataFrame) -> pd.DataFrame:
         row[f"coverage{level}"] = s[f"covered{level}"].mean() if f"covered{level}" in s else np.nan
         row[f"width{level}"] = s[f"width{level}"].mean() if f"width{level}" in s else np.nan
     return pd.DataFrame([row])[_SUMMARY]
+
+
+def calibration_curve(cells: pd.DataFrame, levels=(50, 80, 90, 95)) -> pd.DataFrame:
+    """Empirical coverage per nominal level, pooled over the Bayesian method's cells."""
+    b = cells[cells["method"] == "bayes"]
+    return pd.DataFrame(
+        {
+            "nominal": np.array(levels) / 100,
+            "empirical": [b[f"covered{lv}"].mean() for lv in levels],
+        }
+    )

@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from obscale_bayes.errors import DataError, UsageError
 from obscale_bayes.evaluation import splits
 from obscale_bayes.evaluation.baselines import TrainingFrame
-from obscale_bayes.errors import DataError, UsageError
 
 __all__ = [
     "ANALYSES",

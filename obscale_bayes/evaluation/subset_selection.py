@@ -35,7 +35,6 @@ notebook's comment suggests the PCA is refitted on the selected models).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +42,7 @@ import pandas as pd
 
 from obscale_bayes.errors import UsageError
 from obscale_bayes.evaluation.pca import PCA, PCAImputer
+from obscale_bayes.forecast.next_eval import greedy_schur
 
 __all__ = [
     "FamilySubset",
@@ -184,37 +184,3 @@ def random_family_subsets(
         )
     pick = np.random.default_rng(seed).choice(len(ok), size=n, replace=False)
     return [_subset(ok.iloc[i], order, fam) for i in pick]
-
-
-def greedy_schur(
-    cov: np.ndarray, target: Sequence[int], candidates: Sequence[int], budget: int
-) -> list[tuple[int, float, float]]:
-    """Greedy batch: repeatedly pick the candidate with the largest variance reduction.
-
-    Parameters
-    ----------
-    cov : ndarray (n, n)
-        Joint covariance of all cells.
-    target, candidates : index sequences into ``cov``.
-    budget : int
-        Number of candidates to pick.
-
-    Returns
-    -------
-    list of (candidate index, reduction of ``sum Var(target)`` by this pick, remaining
-    ``sum Var(target)`` after it), in the order picked.
-    """
-    c = np.array(cov, dtype=float, copy=True)
-    t = np.asarray(target, dtype=int)
-    left = [int(i) for i in candidates]
-    out = []
-    for _ in range(min(int(budget), len(left))):
-        d = np.array([c[i, i] for i in left])
-        num = np.array([(c[t, i] ** 2).sum() for i in left])
-        gain = np.where(d > 1e-14, num / np.where(d > 1e-14, d, 1.0), 0.0)
-        k = int(np.argmax(gain))
-        i = left.pop(k)
-        if c[i, i] > 1e-14:
-            c = c - np.outer(c[:, i], c[i, :]) / c[i, i]
-        out.append((i, float(gain[k]), float(np.trace(c[np.ix_(t, t)]))))
-    return out

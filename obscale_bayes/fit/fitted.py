@@ -1,4 +1,4 @@
-"""The fitted-model class: ``CapabilityModel.fit / forecast / save / load``.
+"""The fitted-model class: ``CapabilityModel.fit / save / load``.
 
 A fit is one ``xarray.DataTree`` (written as NetCDF with h5netcdf) holding the posterior, the
 sampler statistics, the observed data and a ``obscale`` group with the spec, the training data,
@@ -13,7 +13,6 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -22,46 +21,15 @@ import pandas as pd
 import xarray as xr
 
 from obscale_bayes import __version__
-from obscale_bayes.validation import check_ci
 from obscale_bayes.data.tables import BenchmarkData
-from obscale_bayes.fit.diagnostics import Diagnostics, compute_diagnostics
 from obscale_bayes.errors import FitFileError, UsageError
-from obscale_bayes.forecast.compute import (
-    PosteriorArrays,
-    forecast_compute_draws,
-    posterior_arrays,
-    summarize_draws,
-)
+from obscale_bayes.fit.diagnostics import Diagnostics, compute_diagnostics
 from obscale_bayes.model.build import ModelInputs, build_model, prepare_inputs
+from obscale_bayes.model.draws import PosteriorArrays, posterior_arrays
 from obscale_bayes.spec.spec import ModelSpec, load_spec
 
 _FORMAT = "obscale_bayes.fit/1"
 SAMPLERS = ("nutpie", "pymc")
-
-
-@dataclass(frozen=True)
-class Forecast:
-    """A forecast: a tidy summary table and the predictive draws behind it.
-
-    Attributes
-    ----------
-    table : pandas.DataFrame
-        One row per (model, benchmark): ``model, family, flops, benchmark, mean, median,
-        lower, upper, ci`` (and ``observed`` for forecasts from scores).
-    draws : xarray.DataArray
-        Predictive score draws with dims ``(sample, model, benchmark)`` in metric units.
-    capability : xarray.DataArray
-        Capability draws with dims ``(sample, model, factor)``.
-    """
-
-    table: pd.DataFrame
-    draws: xr.DataArray
-    capability: xr.DataArray
-
-    def records(self) -> list[dict]:
-        cols = ["model", "family", "flops", "benchmark", "mean", "median", "lower", "upper", "ci"]
-        df = self.table[cols].astype(object).where(self.table[cols].notna(), None)
-        return df.to_dict(orient="records")
 
 
 def _sample_nutpie(model, draws, tune, chains, seed, target_accept, progress, cores):
@@ -315,87 +283,16 @@ class CapabilityModel:
         )
 
     # ---------------------------------------------------------------- forecasts
-    def forecast(
-        self,
-        targets: list[tuple[str, float]] | tuple[str, float],
-        ci: float = 0.9,
-        seed: int = 0,
-    ) -> Forecast:
-        """Forecast every benchmark for (family, training FLOPs) targets.
-
-        Parameters
-        ----------
-        targets : (family, flops) or list of them
-            ``flops`` in FLOPs (e.g. ``1e24``); a family the fit has not seen draws from the
-            population of families.
-        ci : float
-            Central interval probability in (0, 1).
-        seed : int
-            Seed of the predictive noise draws (same seed, same numbers).
-        """
-        ci = check_ci(ci)
-        if isinstance(targets, tuple):
-            targets = [targets]
-        if not targets:
-            raise UsageError("forecast: give at least one (family, flops) target")
-        rng = np.random.default_rng(seed)
-        pa = self.posterior
-        names, fams, flops_l, ths, ys = [], [], [], [], []
-        for fam, flops in targets:
-            fam = str(fam).strip()
-            if not fam:
-                raise UsageError(
-                    "--family: the family name is empty; give a family like 'Llama-2' or a new name"
-                )
-            theta, _, y = forecast_compute_draws(pa, fam, flops, rng)
-            names.append(f"{fam} @ {float(flops):.3g} FLOPs")
-            fams.append(fam)
-            flops_l.append(float(flops))
-            ths.append(theta)
-            ys.append(y)
-        return self._package(names, fams, flops_l, np.stack(ths, 1), np.stack(ys, 1), ci)
-
-    def _package(self, names, fams, flops_l, theta, y, ci, observed=None) -> Forecast:
-        pa = self.posterior
-        draws = xr.DataArray(
-            y,
-            dims=("sample", "model", "benchmark"),
-            coords={"model": names, "benchmark": pa.benchmark_ids},
-            name="score",
-        )
-        cap = xr.DataArray(
-            theta,
-            dims=("sample", "model", "factor"),
-            coords={"model": names, "factor": pa.factor_ids},
-            name="capability",
-        )
-        table = summarize_draws(draws, ci)
-        info = pd.DataFrame({"model": names, "family": fams, "flops": flops_l})
-        table = info.merge(table, on="model", how="right")
-        table["known_family"] = table["family"].isin(pa.family_ids)
-        if observed is not None:
-            table = table.merge(observed, on=["model", "benchmark"], how="left")
-        order = {n: i for i, n in enumerate(names)}
-        border = {b: i for i, b in enumerate(pa.benchmark_ids)}
-        table = table.sort_values(
-            ["model", "benchmark"],
-            key=lambda s: s.map(order) if s.name == "model" else s.map(border),
-        ).reset_index(drop=True)
-        return Forecast(table=table, draws=draws, capability=cap)
-
-    def forecast_from_scores(
-        self, new: BenchmarkData, ci: float = 0.9, seed: int = 0, n_particles: int = 256
-    ) -> Forecast:
-        """Fill in the blanks: forecast the scores a new model does not have from those it has.
-
-        Each posterior draw updates the new model's capabilities with its observed scores
-        (Laplace-proposal importance sampling, see :mod:`obscale_bayes.forecast.conditional`); the
-        rest of the model is not refitted.
-        """
-        from obscale_bayes.forecast.conditional import conditional_forecast
-
-        ci = check_ci(ci)
-        return conditional_forecast(self, new, ci=ci, seed=seed, n_particles=n_particles)
+    def __getattr__(self, name: str):
+        # Forecasting moved out of the fitted-model class (it is a function of a fit), so the
+        # layers stay acyclic; old calls get a one-line pointer instead of a bare AttributeError.
+        moved = {
+            "forecast": "obscale_bayes.forecast_compute(fit, targets, ci=..., seed=...)",
+            "forecast_from_scores": "obscale_bayes.forecast_from_scores(fit, new, ci=..., seed=...)",
+        }
+        if name in moved:
+            raise AttributeError(f"CapabilityModel.{name} moved: call {moved[name]}")
+        raise AttributeError(f"'CapabilityModel' object has no attribute '{name}'")
 
     def is_current(self, data: BenchmarkData, spec: ModelSpec) -> bool:
         """Whether this fit was made from ``data`` and ``spec`` by this package version."""

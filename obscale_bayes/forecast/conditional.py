@@ -36,9 +36,25 @@ import pandas as pd
 
 from obscale_bayes.data.tables import BenchmarkData
 from obscale_bayes.errors import DataError
-from obscale_bayes.forecast.compute import linear_predictor
-from obscale_bayes.model.equations import floored_sigmoid_np, noise_sd_np
+from obscale_bayes.forecast.result import Forecast, package_forecast
 from obscale_bayes.model.build import x_prior_for_unknown
+from obscale_bayes.model.equations import floored_sigmoid_np, linear_predictor, noise_sd_np
+from obscale_bayes.validation import check_ci
+
+__all__ = ["forecast_from_scores", "conditional_forecast", "theta_prior", "sample_conditional"]
+
+
+def forecast_from_scores(
+    fit, new: BenchmarkData, ci: float = 0.9, seed: int = 0, n_particles: int = 256
+) -> Forecast:
+    """Fill in the blanks: forecast the scores new models do not have from those they have.
+
+    Each posterior draw updates a new model's capabilities with its observed scores
+    (Laplace-proposal importance sampling, see this module's docstring); the rest of the model
+    is not refitted.
+    """
+    return conditional_forecast(fit, new, ci=check_ci(ci), seed=seed, n_particles=n_particles)
+
 
 _T_DOF = 4.0
 
@@ -223,8 +239,8 @@ def conditional_forecast(fit, new: BenchmarkData, ci: float, seed: int, n_partic
         ess_all.append(float(np.median(ess)))
         obs_rows.append(sc[["model", "benchmark", "value"]].rename(columns={"value": "observed"}))
     observed = pd.concat(obs_rows, ignore_index=True)
-    fc = fit._package(
-        names, fams, flops_l, np.stack(ths, 1), np.stack(ys, 1), ci, observed=observed
+    fc = package_forecast(
+        fit, names, fams, flops_l, np.stack(ths, 1), np.stack(ys, 1), ci, observed=observed
     )
     fc.table.attrs["importance_ess_fraction"] = dict(zip(names, ess_all, strict=True))
     return fc

@@ -45,10 +45,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from obscale_bayes.validation import check_ci, check_flops
 from obscale_bayes.errors import UsageError
-from obscale_bayes.forecast.compute import PosteriorArrays, family_terms
+from obscale_bayes.forecast.conditional import forecast_from_scores
+from obscale_bayes.model.draws import PosteriorArrays, family_terms
 from obscale_bayes.model.equations import logit_np
+from obscale_bayes.validation import check_ci, check_flops
 
 if TYPE_CHECKING:  # pragma: no cover
     from obscale_bayes.fit.fitted import CapabilityModel
@@ -447,7 +448,7 @@ def effect_from_scores(
             f"effect_from_scores: the new models' scores include {sorted(given)[0]!r}; "
             "drop the two variants, they are what is forecast"
         )
-    fc = fit.forecast_from_scores(new, ci=ci, seed=seed)
+    fc = forecast_from_scores(fit, new, ci=ci, seed=seed)
     theta = fc.capability.transpose("sample", "model", "factor").to_numpy()
     rng = np.random.default_rng(seed + 1)
     out = _table(pa, theta, iv, ci, rng, new_evaluation)

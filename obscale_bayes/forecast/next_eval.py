@@ -47,12 +47,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from obscale_bayes.validation import check_flops
 from obscale_bayes.data.tables import load_benchmark_metadata
 from obscale_bayes.errors import UsageError
-from obscale_bayes.forecast.compute import family_terms
+from obscale_bayes.model.draws import family_terms
 from obscale_bayes.model.equations import floored_sigmoid_np, noise_sd_np
-from obscale_bayes.evaluation.subset_selection import greedy_schur
+from obscale_bayes.validation import check_flops
 
 __all__ = [
     "Cell",
@@ -461,3 +460,37 @@ def _reweighted_reduction(
         post_var.append(float((w @ (tm - mu) ** 2).sum()))
         ess.append(1.0 / float((w**2).sum()))
     return total - float(np.mean(post_var)), float(np.mean(ess)), float(np.min(ess))
+
+
+def greedy_schur(
+    cov: np.ndarray, target: Sequence[int], candidates: Sequence[int], budget: int
+) -> list[tuple[int, float, float]]:
+    """Greedy batch: repeatedly pick the candidate with the largest variance reduction.
+
+    Parameters
+    ----------
+    cov : ndarray (n, n)
+        Joint covariance of all cells.
+    target, candidates : index sequences into ``cov``.
+    budget : int
+        Number of candidates to pick.
+
+    Returns
+    -------
+    list of (candidate index, reduction of ``sum Var(target)`` by this pick, remaining
+    ``sum Var(target)`` after it), in the order picked.
+    """
+    c = np.array(cov, dtype=float, copy=True)
+    t = np.asarray(target, dtype=int)
+    left = [int(i) for i in candidates]
+    out = []
+    for _ in range(min(int(budget), len(left))):
+        d = np.array([c[i, i] for i in left])
+        num = np.array([(c[t, i] ** 2).sum() for i in left])
+        gain = np.where(d > 1e-14, num / np.where(d > 1e-14, d, 1.0), 0.0)
+        k = int(np.argmax(gain))
+        i = left.pop(k)
+        if c[i, i] > 1e-14:
+            c = c - np.outer(c[:, i], c[i, :]) / c[i, i]
+        out.append((i, float(gain[k]), float(np.trace(c[np.ix_(t, t)]))))
+    return out

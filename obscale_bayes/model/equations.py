@@ -102,3 +102,16 @@ def inv_items(n_items: ArrayLike, default_n: float) -> np.ndarray:
     n = np.asarray(n_items, dtype=float)
     n = np.where(np.isfinite(n) & (n > 0), n, default_n)
     return 1.0 / n
+
+
+def linear_predictor(
+    theta: np.ndarray, intercept: np.ndarray, loading: np.ndarray, bounded: np.ndarray | None
+) -> np.ndarray:
+    """``eta_j = alpha_j + lambda_j . theta`` per draw, or ``lambda_j . bounded(theta)`` where
+    ``bounded[j]``: theta (S, ..., K), intercept broadcastable to (S, ..., J), loading (S, J, K).
+    """
+    eta = intercept + np.einsum("s...k,sjk->s...j", theta, loading)
+    if bounded is not None and bounded.any():
+        eta_b = intercept + np.einsum("s...k,sjk->s...j", bounded_np(theta), loading)
+        eta = np.where(bounded, eta_b, eta)
+    return eta

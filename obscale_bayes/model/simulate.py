@@ -51,8 +51,8 @@ import xarray as xr
 
 from obscale_bayes.data.tables import BenchmarkData
 from obscale_bayes.errors import SpecError, UsageError
-from obscale_bayes.model.equations import floored_sigmoid_np, noise_sd_np
 from obscale_bayes.model.build import ModelInputs, coords_of, prepare_inputs
+from obscale_bayes.model.equations import floored_sigmoid_np, noise_sd_np
 from obscale_bayes.spec.spec import ModelSpec, load_spec
 
 __all__ = [

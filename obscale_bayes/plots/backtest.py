@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 def plot_backtest(cells: pd.DataFrame) -> Figure:
     """Left: held-out targets vs the Bayesian posterior mean with 90% intervals, and the
     paper method's point forecasts; right: empirical vs nominal interval coverage."""
-    from obscale_bayes.cli.backtest import calibration_curve
+    from obscale_bayes.evaluation.metrics import calibration_curve
 
     fig = Figure(figsize=(11, 5), layout="constrained")
     ax, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})

@@ -23,9 +23,9 @@ from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 from scipy import stats
 
-from obscale_bayes.errors import UsageError
 from obscale_bayes.checks.comparison import PARETO_K_BAD, loo_by_model
 from obscale_bayes.checks.ppc import loo_pit_values, pit_values, posterior_predictive
+from obscale_bayes.errors import UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes

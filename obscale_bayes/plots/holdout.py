@@ -9,7 +9,7 @@ covered{L}``; several cases' frames may be concatenated).
   (or, where FLOPs are unknown, the models' mean input-benchmark score), with a baseline's
   point forecasts for comparison;
 * :func:`coverage_table` / :func:`plot_calibration` -- empirical vs nominal coverage of the
-  central predictive intervals, pooled (as :func:`obscale_bayes.cli_backtest.calibration_curve`)
+  central predictive intervals, pooled (as :func:`obscale_bayes.evaluation.metrics.calibration_curve`)
   and per case, with the band a calibrated forecaster's coverage would fall in (+-2 binomial
   standard errors for the number of cells).
 """
@@ -78,7 +78,7 @@ def plot_calibration(
 ) -> Figure:
     """Calibration curve: empirical vs nominal coverage of the central predictive intervals.
 
-    The pooled curve is :func:`obscale_bayes.cli_backtest.calibration_curve` (the one the
+    The pooled curve is :func:`obscale_bayes.evaluation.metrics.calibration_curve` (the one the
     ``backtest`` figure draws); thin lines are the cases (analyses) one by one; the shaded band
     is ``nominal +- 2 sqrt(nominal (1 - nominal) / n)`` for the ``n`` pooled cells.
 
@@ -90,7 +90,7 @@ def plot_calibration(
     """
     from matplotlib.figure import Figure
 
-    from obscale_bayes.cli.backtest import calibration_curve
+    from obscale_bayes.evaluation.metrics import calibration_curve
 
     tab = coverage_table(cells, levels, method)
     pooled = calibration_curve(cells[cells["method"] == method].assign(method="bayes"), levels)

@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from obscale_bayes.validation import check_ci
 from obscale_bayes.errors import UsageError
 from obscale_bayes.plots.scaling import save_figure
+from obscale_bayes.validation import check_ci
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure

@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from obscale_bayes.validation import check_ci, check_flops
 from obscale_bayes.errors import UsageError
+from obscale_bayes.forecast.compute import forecast_compute
+from obscale_bayes.validation import check_ci, check_flops
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -214,7 +215,7 @@ def plot_scaling(
         for fl in marks.get(fam, []):
             lo, hi = min(lo, fl), max(hi, fl)
         grid = np.logspace(math.log10(lo), math.log10(hi), n_grid)
-        fc = fit.forecast([(fam, float(f)) for f in grid], ci=ci, seed=seed)
+        fc = forecast_compute(fit, [(fam, float(f)) for f in grid], ci=ci, seed=seed)
         q = {
             k: fc.table.pivot(index="model", columns="benchmark", values=k).loc[
                 list(dict.fromkeys(fc.table["model"]))
@@ -227,7 +228,7 @@ def plot_scaling(
             inside = np.zeros_like(grid, dtype=bool)
         tfc = None
         if marks.get(fam):
-            tfc = fit.forecast([(fam, f) for f in marks[fam]], ci=ci, seed=seed).table
+            tfc = forecast_compute(fit, [(fam, f) for f in marks[fam]], ci=ci, seed=seed).table
         for b, ax in zip(benches, axes, strict=False):
             med = q["median"][b].to_numpy()
             ax.fill_between(

@@ -1,0 +1,134 @@
+"""A fit's posterior draws as NumPy arrays, and the expected / predictive scores they imply.
+
+:class:`PosteriorArrays` stacks the ``(chain, draw)`` posterior into one ``sample`` axis; every
+NumPy consumer (forecasts, fill-in-the-blanks, checks, what to evaluate next) reads it, and
+its :meth:`PosteriorArrays.scores` calls the equations in :mod:`obscale_bayes.model.equations`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from obscale_bayes.model.equations import floored_sigmoid_np, linear_predictor, noise_sd_np
+
+
+@dataclass(frozen=True)
+class PosteriorArrays:
+    """Posterior draws stacked into a ``sample`` axis (S draws), as NumPy arrays."""
+
+    family_ids: list[str]
+    benchmark_ids: list[str]
+    factor_ids: list[str]
+    efficiency: np.ndarray  # (S, F, K)
+    slope: np.ndarray  # (S, F, K)
+    efficiency_mean: np.ndarray  # (S, K)
+    efficiency_sd: np.ndarray  # (S, K)
+    slope_mean: np.ndarray  # (S, K)
+    slope_sd: np.ndarray  # (S, K)   zeros when the spec has no family slopes
+    residual_sd: np.ndarray  # (S, K)
+    loading: np.ndarray  # (S, J, K)
+    intercept: np.ndarray  # (S, J)
+    floor: np.ndarray  # (S, J)
+    misfit: np.ndarray  # (S, J)
+    logit_misfit: np.ndarray  # (S, J)
+    inv_n: np.ndarray  # (J,)
+    metric_min: np.ndarray  # (J,)
+    metric_max: np.ndarray  # (J,)
+    x0: float
+    bounded: np.ndarray | None = None  # (J,) bool: benchmark on the bounded capability scale
+
+    def eta(self, theta: np.ndarray, sh: tuple) -> np.ndarray:
+        """Linear predictor (S, ..., J) for capabilities ``theta`` (S, ..., K)."""
+        return linear_predictor(theta, self.intercept[sh], self.loading, self.bounded)
+
+    @property
+    def n_samples(self) -> int:
+        return self.loading.shape[0]
+
+    def family_index(self, family: str) -> int | None:
+        try:
+            return self.family_ids.index(family)
+        except ValueError:
+            return None
+
+    def scores(
+        self, theta: np.ndarray, rng: np.random.Generator | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Expected score p and (if ``rng``) a predictive draw y, both (S, ..., J), in [0, 1].
+
+        ``theta`` has shape (S, ..., K).
+        """
+        extra = theta.ndim - 2
+        sh = (slice(None),) + (None,) * extra
+        p = floored_sigmoid_np(self.eta(theta, sh), self.floor[sh])
+        if rng is None:
+            return p, p
+        sd = noise_sd_np(p, self.inv_n, self.misfit[sh], self.floor[sh], self.logit_misfit[sh])
+        y = np.clip(p + sd * rng.standard_normal(p.shape), 0.0, 1.0)
+        return p, y
+
+    def to_metric(self, v: np.ndarray) -> np.ndarray:
+        """Rescale [0, 1] values back to each benchmark's metric units (last axis = benchmark)."""
+        return self.metric_min + v * (self.metric_max - self.metric_min)
+
+
+def posterior_arrays(
+    idata: xr.DataTree,
+    inv_n: np.ndarray,
+    metric_min: np.ndarray,
+    metric_max: np.ndarray,
+    x0: float,
+    bounded: np.ndarray | None = None,
+) -> PosteriorArrays:
+    """Stack a fit's posterior into :class:`PosteriorArrays`."""
+    post = idata["posterior"].dataset.stack(sample=("chain", "draw"))
+
+    def arr(name: str, dims: tuple[str, ...]) -> np.ndarray:
+        return post[name].transpose("sample", *dims).to_numpy()
+
+    k = post.sizes["factor"]
+    slope_sd = (
+        arr("slope_sd", ("factor",)) if "slope_sd" in post else np.zeros((post.sizes["sample"], k))
+    )
+    return PosteriorArrays(
+        family_ids=[str(v) for v in post["family"].values],
+        benchmark_ids=[str(v) for v in post["benchmark"].values],
+        factor_ids=[str(v) for v in post["factor"].values],
+        efficiency=arr("efficiency", ("family", "factor")),
+        slope=arr("slope", ("family", "factor")),
+        efficiency_mean=arr("efficiency_mean", ("factor",)),
+        efficiency_sd=arr("efficiency_sd", ("factor",)),
+        slope_mean=arr("slope_mean", ("factor",)),
+        slope_sd=slope_sd,
+        residual_sd=arr("residual_sd", ("factor",)),
+        loading=arr("loading", ("benchmark", "factor")),
+        intercept=arr("intercept", ("benchmark",)),
+        floor=arr("floor", ("benchmark",)),
+        misfit=arr("misfit", ("benchmark",)),
+        logit_misfit=(
+            arr("logit_misfit", ("benchmark",))
+            if "logit_misfit" in post
+            else np.zeros((post.sizes["sample"], post.sizes["benchmark"]))
+        ),
+        inv_n=np.asarray(inv_n, dtype=float),
+        metric_min=np.asarray(metric_min, dtype=float),
+        metric_max=np.asarray(metric_max, dtype=float),
+        x0=float(x0),
+        bounded=None if bounded is None else np.asarray(bounded, dtype=bool),
+    )
+
+
+def family_terms(
+    pa: PosteriorArrays, family: str, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Efficiency and slope draws (S, K) of ``family``; population draws for an unseen family."""
+    i = pa.family_index(family)
+    if i is not None:
+        return pa.efficiency[:, i], pa.slope[:, i]
+    shape = pa.efficiency_mean.shape
+    a = pa.efficiency_mean + pa.efficiency_sd * rng.standard_normal(shape)
+    b = pa.slope_mean + pa.slope_sd * rng.standard_normal(shape)
+    return a, b
