@@ -10,7 +10,7 @@ Fits every spec on the full shipped standard base table (``load_shipped()``: 128
 
 * the :func:`arviz.compare` table of all fits (stacking weights),
 * the K comparison (fits with the normal likelihood) and the verdict of
-  :func:`obscale_bayes.model_comparison.k_verdict`: the simplest K whose elpd_loo is within
+  :func:`obscale_bayes.checks.comparison.k_verdict`: the simplest K whose elpd_loo is within
   2 SE (of the paired difference) of the best,
 * the likelihood comparison (default vs student_t, both K = 3),
 * the models the default fit explains worst,
@@ -43,12 +43,11 @@ from obscale_bayes.checks.comparison import (  # noqa: E402
     PARETO_K_BAD,
     compare_fits,
     k_verdict,
-    kfold_compare,
-    kfold_elpd,
     pointwise_loo,
     simplest_supported,
     worst_explained,
 )
+from obscale_bayes.checks.kfold import kfold_compare, kfold_elpd  # noqa: E402
 from obscale_bayes.data.tables import load_shipped  # noqa: E402
 from obscale_bayes.fit.fitted import CapabilityModel  # noqa: E402
 from obscale_bayes.spec.spec import load_spec  # noqa: E402

@@ -23,7 +23,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 from obscale_bayes.evaluation.baselines import FamilyInterceptFlops, FlopsOnly, PaperPCAMethod  # noqa: E402
-from obscale_bayes.evaluation.presets import ANALYSES, build_analysis, read_raw_tables  # noqa: E402
+from obscale_bayes.evaluation.cases import paper_case  # noqa: E402
+from obscale_bayes.evaluation.presets import ANALYSES, read_raw_tables  # noqa: E402
 
 
 def _mse(pred: np.ndarray, y: np.ndarray) -> float:
@@ -36,8 +37,8 @@ def run(raw_dir: str | None = None, impute_with_test: bool = False) -> pd.DataFr
     raw = read_raw_tables(raw_dir)
     rows = []
     for a in ANALYSES:
-        data = build_analysis(a, raw)
-        train, test = data.train_frame, data.test_frame
+        case = paper_case(a, raw)
+        train, test = case.train_frame, case.test_frame
         y = test.target.to_numpy()
         extra = test.inputs if impute_with_test else None
         pc3 = PaperPCAMethod(3, link=a.link).fit(train, extra_inputs=extra).predict(test)

@@ -5,7 +5,7 @@ Run from the repository root::
     .venv/bin/python benchmarks/recovery.py [--seeds 1 2 3] [--draws N] [--tune N] [--chains N]
                                             [--spec NAME] [--out FILE]
 
-For each seed, :func:`obscale_bayes.simulate.simulate` draws a table with the layout of the
+For each seed, :func:`obscale_bayes.model.simulate.simulate` draws a table with the layout of the
 shipped base table (128 models, 40 families, 8 benchmarks, the same missing cells and unknown
 FLOPs; realistic population and benchmark parameters), the model is fitted with nutpie (default:
 4 chains and the fit's default draws), and the script prints the convergence gate and the share
@@ -29,9 +29,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout
 
+from obscale_bayes.checks.recovery import RECOVERY_GROUPS, binomial_band, interval_coverage  # noqa: E402
 from obscale_bayes.data.tables import load_shipped  # noqa: E402
 from obscale_bayes.fit.fitted import CapabilityModel  # noqa: E402
-from obscale_bayes.model.simulate import RECOVERY_GROUPS, binomial_band, interval_coverage, simulate  # noqa: E402
+from obscale_bayes.model.simulate import simulate  # noqa: E402
 from obscale_bayes.spec.spec import load_spec  # noqa: E402
 
 PROBS = (0.5, 0.8, 0.9, 0.95)

@@ -44,19 +44,16 @@ import pandas as pd
 
 from obscale_bayes.data.tables import BenchmarkData, load_benchmark_metadata
 from obscale_bayes.evaluation import metrics
-from obscale_bayes.evaluation.backtest import paper_case
-from obscale_bayes.evaluation.baselines import PaperPCAMethod, TrainingFrame
+from obscale_bayes.evaluation.baselines import PaperPCAMethod
+from obscale_bayes.evaluation.cases import paper_case
 from obscale_bayes.evaluation.subset_selection import (
     paper_pc_features,
     random_family_subsets,
     v_optimal_subsets,
 )
 from obscale_bayes.fit.fitted import CapabilityModel
-from obscale_bayes.forecast.next_eval import (
-    joint_draws,
-    reweighted_variance_reduction,
-    select_batch,
-)
+from obscale_bayes.forecast.joint import joint_draws
+from obscale_bayes.forecast.next_eval import reweighted_variance_reduction, select_batch
 
 OUT = Path(__file__).resolve().parent / "results" / "subset_selection.json"
 METHODS = ("all", "ours", "ours_oneshot", "paper", "random")
@@ -110,18 +107,11 @@ class Experiment:
 
     def paper_point_mse(self, observed: list[str]) -> float | None:
         """The paper's estimator (PCA + sigmoid) fitted on the observed models only."""
-        c, m = self.case, self.case.models
-
-        def frame(rows):
-            r = m.loc[rows]
-            return TrainingFrame(inputs=r[list(c.inputs)],
-                                 target=pd.Series(c.transform(r["raw_target"]), index=r.index),
-                                 family=r["family"], log10_flops=r["log10_flops"])  # fmt: skip
-
+        c = self.case
         if len(observed) < 4:
             return None
         try:
-            pred = PaperPCAMethod(link=c.link).fit(frame(observed)).predict(frame(self.test))
+            pred = PaperPCAMethod(link=c.link).fit(c.frame(observed)).predict(c.frame(self.test))
         except Exception as exc:  # tiny subsets can leave a singular fit; record, do not crash
             log(f"  paper estimator failed on {len(observed)} models: {exc}")
             return None

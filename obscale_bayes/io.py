@@ -53,7 +53,7 @@ def atomic_write(
         p.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     except OSError as e:
-        raise UsageError(f"{p}: cannot write {what} ({e.strerror}); check the path") from None
+        raise UsageError(f"{p}: cannot write {what} ({e.strerror or e}); check the path") from None
     try:
         if to_path:
             os.close(fd)
@@ -66,7 +66,7 @@ def atomic_write(
         os.chmod(tmp, 0o644)
         os.replace(tmp, p)
     except OSError as e:
-        raise UsageError(f"{p}: cannot write {what} ({e.strerror}); check the path") from None
+        raise UsageError(f"{p}: cannot write {what} ({e.strerror or e}); check the path") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -1,4 +1,8 @@
-"""Validation of user-given numbers (no heavy imports: the CLI checks arguments first)."""
+"""Validation of user-given numbers (no heavy imports: the CLI checks arguments first).
+
+Messages start with the name of the *parameter* (``flops: ...``, ``draws: ...``), never with a
+command-line flag: the CLI maps a leading parameter name to its flag (``obscale_bayes.cli.args``).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,11 @@ import math
 
 from obscale_bayes.errors import UsageError
 
-__all__ = ["check_ci", "check_flops"]
+__all__ = ["check_ci", "check_flops", "check_positive_int"]
 
 
-def check_flops(flops: float, where: str = "--flops") -> float:
-    """Validate a FLOPs value (absolute FLOPs, e.g. 1e24)."""
+def check_flops(flops: float, where: str = "flops") -> float:
+    """Validate a FLOPs value (absolute FLOPs, e.g. 1e24); ``where`` names the parameter."""
     try:
         f = float(flops)
     except (TypeError, ValueError):
@@ -24,16 +28,27 @@ def check_flops(flops: float, where: str = "--flops") -> float:
     return f
 
 
-def check_ci(ci: float) -> float:
-    """Validate a central-interval probability."""
+def check_ci(ci: float, where: str = "ci") -> float:
+    """Validate a central-interval probability (strictly between 0 and 1)."""
     try:
         c = float(ci)
     except (TypeError, ValueError):
         raise UsageError(
-            f"--ci: '{ci}' is not a number; give an interval probability like 0.9"
+            f"{where}: '{ci}' is not a number; give an interval probability like 0.9"
         ) from None
     if not 0.0 < c < 1.0:
         raise UsageError(
-            f"--ci: the interval probability must lie strictly between 0 and 1, got {ci}"
+            f"{where}: the interval probability must lie strictly between 0 and 1, got {ci}"
         )
     return c
+
+
+def check_positive_int(value: int, where: str) -> int:
+    """Validate a count such as ``draws`` or ``chains`` (a whole number >= 1)."""
+    try:
+        v = int(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{where}: '{value}' is not a whole number") from None
+    if v < 1:
+        raise UsageError(f"{where}: must be a positive whole number, got {value}")
+    return v

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
 from obscale_bayes.cli.backtest import format_table
 from obscale_bayes.cli.main import main
-from obscale_bayes.evaluation.backtest import paper_case, run_case, targets_report
+from obscale_bayes.errors import UsageError
+from obscale_bayes.evaluation.backtest import run_backtests, targets_report
+from obscale_bayes.evaluation.cases import paper_case
 from obscale_bayes.evaluation.metrics import calibration_curve
+from obscale_bayes.progress import enabled
 
 
 @pytest.fixture(scope="module")
 def agentboard():
     case = paper_case("agentboard")
-    summary, cells = run_case(case, draws=150, tune=300, chains=2, seed=1)
+    with ThreadPoolExecutor(1) as ex:  # any executor; the CLI test below uses the process pool
+        summary, cells = run_backtests([case], draws=150, tune=300, chains=2, seed=1, executor=ex)
     return case, summary, cells
 
 
@@ -30,7 +35,7 @@ def test_paper_case_matches_the_paper_split():
     assert (tr["flops_1e21"] <= 84.0).all()
 
 
-def test_run_case_scores_every_method(agentboard):
+def test_run_backtests_scores_every_method(agentboard):
     case, summary, cells = agentboard
     s = summary.set_index("method")
     assert list(s.index) == ["bayes", "paper_pca3", "flops_only", "family_flops"]
@@ -77,3 +82,18 @@ def test_cli_backtest_unknown_analysis(capsys):
     assert main(["backtest", "--analysis", "nope"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown analysis 'nope'" in err[0]
+
+
+def test_run_loop_reports_through_the_logger_and_checks_its_arguments(capsys):
+    cases = [paper_case("agentboard"), paper_case("agentbench")]
+    with enabled():
+        summary, _ = run_backtests(cases, methods="paper_pca3")  # no fit: baselines only
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2
+    assert err[0].startswith("obscale-bayes: [1/2] agentboard: 10 train / 1 test; paper_pca3 mse ")
+    assert err[1].startswith("obscale-bayes: [2/2] agentbench: 20 train / 2 test; paper_pca3 mse ")
+    assert list(summary["analysis"]) == ["agentboard", "agentbench"]
+    with pytest.raises(UsageError, match="named 'agentboard'"):
+        run_backtests([cases[0], cases[0]], methods="paper_pca3")
+    with pytest.raises(UsageError, match="^methods: unknown method 'pca'"):
+        run_backtests(cases, methods="pca")

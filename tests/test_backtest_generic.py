@@ -10,18 +10,11 @@ import pytest
 from obscale_bayes.cli.main import main
 from obscale_bayes.data.tables import STANDARD_BENCHMARKS
 from obscale_bayes.errors import UsageError
-from obscale_bayes.evaluation.generic import (
-    PRESETS,
-    SplitSpec,
-    generic_case,
-    load_for,
-    parse_inputs,
-    parse_methods,
-    parse_split,
-    resolve_task,
-    task_aliases,
-)
-from obscale_bayes.evaluation.presets import DEFAULT_FAMILIES
+from obscale_bayes.evaluation.backtest import parse_methods
+from obscale_bayes.evaluation.cases import build_case, preset_cases
+from obscale_bayes.evaluation.presets import DEFAULT_FAMILIES, PRESETS
+from obscale_bayes.evaluation.splits import SplitSpec, parse_split
+from obscale_bayes.evaluation.tasks import load_for, parse_inputs, resolve_task, task_aliases
 
 BBH_COT = "bbh_cot_fewshot_overall_3_exact_match,flexible-extract"
 BBH_DIRECT = "bbh_fewshot_overall_3_exact_match,flexible-extract"
@@ -55,7 +48,7 @@ def test_parse_split_rejects_malformed(text):
     with pytest.raises(UsageError) as e:
         parse_split(text)
     msg = str(e.value)
-    assert "\n" not in msg and msg.startswith("--split:")
+    assert "\n" not in msg and msg.startswith("split:")  # the parameter; the CLI says --split
 
 
 def test_task_aliases_and_resolution():
@@ -76,7 +69,7 @@ def test_inputs_and_methods():
     assert parse_inputs("mmlu, arc_c") == ("mmlu", "arc_c")
     assert parse_inputs("mmlu,gsm8k_plain")[1] == "gsm8k_5_exact_match,flexible-extract"
     for bad in ("mmlu,,arc_c", "mmlu,nope", "mmlu,mmlu"):
-        with pytest.raises(UsageError, match="--inputs"):
+        with pytest.raises(UsageError, match="^inputs:"):
             parse_inputs(bad)
     assert parse_methods("bayes,paper_pca3") == ("bayes", "paper_pca3")
     with pytest.raises(UsageError, match="choose from bayes"):
@@ -88,34 +81,55 @@ def bbh_data():
     return load_for(["bbh_overall_direct", "bbh_overall_cot"], tuple(STANDARD_BENCHMARKS))
 
 
-def test_generic_case_splits(bbh_data):
+def test_build_case_splits(bbh_data):
     inputs = tuple(STANDARD_BENCHMARKS)
-    c = generic_case("bbh_overall_cot", inputs, parse_split("cutoff:84"), bbh_data,
-                     DEFAULT_FAMILIES)  # fmt: skip
+    c = build_case(
+        bbh_data, "bbh_overall_cot", inputs, parse_split("cutoff:84"), families=DEFAULT_FAMILIES
+    )
     assert c.target == BBH_COT and c.split == "flops<=84e21"
     assert set(c.models["family"]) <= set(DEFAULT_FAMILIES)
     tr = c.models[c.train]
     assert (tr["flops_1e21"] <= 84).all() and c.models.loc[c.test, "flops_1e21"].ge(84).sum() > 0
     assert not (c.train & c.test).any() and (c.train | c.test).all()
     assert c.models["raw_target"].notna().all()
-    top = generic_case("bbh_overall_cot", inputs, parse_split("top:0.1"), bbh_data)
+    top = build_case(bbh_data, "bbh_overall_cot", inputs, parse_split("top:0.1"))
     y = top.models["raw_target"]
     assert top.test.sum() == int(0.1 * len(y))
     assert y[top.test].min() >= y[top.train].max()
-    fam = generic_case("bbh_overall_direct", inputs, parse_split("family:Llama-2:k=2"), bbh_data)
+    fam = build_case(bbh_data, "bbh_overall_direct", inputs, parse_split("family:Llama-2:k=2"))
     held = fam.models[fam.test]
     assert set(held["family"]) == {"Llama-2"}
     kept = fam.models[fam.train & (fam.models["family"] == "Llama-2")]
     assert len(kept) == 2 and kept["flops_1e21"].max() <= held["flops_1e21"].min()
-    rnd = generic_case("bbh_overall_direct", inputs, parse_split("random:0.2:seed=1"), bbh_data)
+    rnd = build_case(bbh_data, "bbh_overall_direct", inputs, parse_split("random:0.2:seed=1"))
     assert rnd.test.sum() == int(0.2 * len(rnd.models))
     with pytest.raises(UsageError, match="choose from"):
-        generic_case("bbh_overall_cot", inputs, parse_split("family:Nope"), bbh_data)
+        build_case(bbh_data, "bbh_overall_cot", inputs, parse_split("family:Nope"))
     with pytest.raises(UsageError, match="also an input"):
-        generic_case("mmlu", inputs, parse_split("cutoff:84"), bbh_data)
+        build_case(bbh_data, "mmlu", inputs, parse_split("cutoff:84"))
 
 
-def test_generic_case_from_a_user_csv(tmp_path, bbh_data):
+def test_one_builder_for_presets_text_arguments_and_wide_frames(bbh_data):
+    cases = preset_cases("bbh")
+    assert [c.name for c in cases] == ["bbh_overall_direct", "bbh_overall_cot"]
+    assert [c.target for c in cases] == [BBH_DIRECT, BBH_COT]
+    for c in cases:
+        assert c.split == "flops<=84e21" and set(c.models["family"]) <= set(DEFAULT_FAMILIES)
+    a = build_case(bbh_data, "bbh_overall_cot", "mmlu,arc_c", "top:0.1")
+    b = build_case(bbh_data, "bbh_overall_cot", ("mmlu", "arc_c"), parse_split("top:0.1"))
+    assert a.models.equals(b.models) and a.test.equals(b.test) and a.split == "top10%"
+    meta = ["family", "params_b", "tokens_t", "flops_1e21"]
+    wide = bbh_data.models.set_index("model")[meta].join(bbh_data.wide())
+    c = build_case(wide, "bbh_overall_cot", ("mmlu", "arc_c"), "top:0.1", chance=a.chance,
+                   max_value=a.max_value)  # fmt: skip
+    assert c.models.equals(a.models) and c.test.equals(a.test)
+    with pytest.raises(UsageError, match="^preset: unknown preset 'nope'"):
+        preset_cases("nope")
+    with pytest.raises(UsageError, match="^analysis: unknown analysis 'nope'"):
+        preset_cases("paper", ["nope"])
+
+
+def test_build_case_from_a_user_csv(tmp_path, bbh_data):
     w = bbh_data.wide()[["mmlu", "arc_c", "hellaswag", "humaneval", BBH_COT]].dropna()
     m = bbh_data.models.set_index("model").loc[w.index, ["family", "flops_1e21"]]
     path = tmp_path / "mine.csv"
@@ -127,8 +141,9 @@ def test_generic_case_from_a_user_csv(tmp_path, bbh_data):
     from obscale_bayes.data.reader import read_table
 
     data = read_table(path, extra_benchmarks=extra)
-    c = generic_case("bbh_cot", ("mmlu", "arc_c", "hellaswag", "humaneval"),
-                     parse_split("cutoff:84"), data)  # fmt: skip
+    c = build_case(
+        data, "bbh_cot", ("mmlu", "arc_c", "hellaswag", "humaneval"), parse_split("cutoff:84")
+    )
     assert c.target == "bbh_cot" and c.benchmarks is not None
     assert len(c.models) == len(w)
 

@@ -15,13 +15,9 @@ from obscale_bayes.evaluation.baselines import (
     TrainingFrame,
     fit_sigmoid,
 )
+from obscale_bayes.evaluation.cases import paper_case
 from obscale_bayes.evaluation.pca import PCA, PCAImputer
-from obscale_bayes.evaluation.presets import (
-    ANALYSES,
-    DEFAULT_RAW_DIR,
-    build_analysis,
-    read_raw_tables,
-)
+from obscale_bayes.evaluation.presets import ANALYSES, DEFAULT_RAW_DIR, read_raw_tables
 
 HAVE_RAW = (DEFAULT_RAW_DIR / "base_llm_benchmark_eval.csv").exists()
 needs_raw = pytest.mark.skipif(not HAVE_RAW, reason="shared upstream tables not available")
@@ -160,7 +156,7 @@ def test_paper_method_reproduces_reference_mse():
     """Faithfulness: PC-3 within 10% (Persian QA 50%), FLOPs-only within 10% of the paper."""
     raw = read_raw_tables()
     for a in ANALYSES:
-        data = build_analysis(a, raw)
+        data = paper_case(a, raw)
         train, test = data.train_frame, data.test_frame
         y = test.target.to_numpy()
         pred = PaperPCAMethod(3, link=a.link).fit(train).predict(test)

@@ -13,8 +13,9 @@ from scipy import stats
 
 from obscale_bayes.data.tables import load_shipped
 from obscale_bayes.errors import SpecError
-from obscale_bayes.model.build import build_model, prepare_inputs
+from obscale_bayes.model.build import build_model
 from obscale_bayes.model.equations import bounded_np, floored_sigmoid_np, noise_sd_np
+from obscale_bayes.model.inputs import prepare_inputs
 from obscale_bayes.model.simulate import simulate
 from obscale_bayes.spec.spec import load_spec, spec_from_dict
 
@@ -94,17 +95,19 @@ def test_simulate_refuses_bounded_groups(data, spec):
 
 
 def test_linear_predictor_uses_the_bounded_scale_only_where_flagged():
-    from obscale_bayes.model.equations import linear_predictor
+    from obscale_bayes.model.equations import linear_predictor_np
 
     rng = np.random.default_rng(0)
     theta = rng.normal(0, 3, (5, 4, 2))  # (S, models, K)
     alpha = rng.normal(size=(5, 1, 3))
     lam = rng.normal(size=(5, 3, 2))  # (S, J, K)
     flag = np.array([False, True, False])
-    eta = linear_predictor(theta, alpha, lam, flag)
+    # every benchmark at once: theta (S, M, 1, K) against loadings (S, 1, J, K)
+    eta = linear_predictor_np(theta[..., None, :], alpha, lam[:, None], flag)
     for s in range(5):
         for m in range(4):
             for j in range(3):
                 th = bounded_np(theta[s, m]) if flag[j] else theta[s, m]
                 assert eta[s, m, j] == pytest.approx(alpha[s, 0, j] + lam[s, j] @ th)
-    np.testing.assert_array_equal(linear_predictor(theta, alpha, lam, None)[..., 0], eta[..., 0])
+    unbounded = linear_predictor_np(theta[..., None, :], alpha, lam[:, None], None)
+    np.testing.assert_array_equal(unbounded[..., 0], eta[..., 0])

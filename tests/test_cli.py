@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from obscale_bayes.cli.main import main, read_data
+from obscale_bayes.cli.main import main
+from obscale_bayes.data.reader import read_tables
 from obscale_bayes.errors import DataError, UsageError
 
 BENCHES = ["mmlu", "arc_c", "hellaswag", "winogrande", "gsm8k"]
@@ -229,20 +230,20 @@ def test_forecast_from_scores(fitted, tmp_path):
     assert len(blank) == 1 and blank[0]["lower"] < blank[0]["upper"]
 
 
-def test_read_data_concatenates_and_rejects_a_model_in_two_files(tmp_path):
+def test_read_tables_concatenates_and_rejects_a_model_in_two_files(tmp_path):
     t = synthetic_table()
     a, b = tmp_path / "a.csv", tmp_path / "b.csv"
     t.iloc[:6].to_csv(a, index=False)
     t.iloc[6:].to_csv(b, index=False)
     whole = tmp_path / "whole.csv"
     t.to_csv(whole, index=False)
-    both = read_data([str(a), str(b)])
-    assert both.equals(read_data([str(whole)]))
+    both = read_tables([str(a), str(b)])
+    assert both.equals(read_tables([str(whole)]))
     t.iloc[5:].to_csv(b, index=False)
     with pytest.raises(DataError, match=r"model 'beta/m1' appears in both .*a\.csv and .*b\.csv"):
-        read_data([str(a), str(b)])
+        read_tables([str(a), str(b)])
     with pytest.raises(UsageError, match="given twice"):
-        read_data([str(a), str(a)])
+        read_tables([str(a), str(a)])
 
 
 def test_help_and_version_exit_zero(capsys):

@@ -9,13 +9,15 @@ from scipy.stats import norm
 
 from obscale_bayes.data.tables import BenchmarkData, load_shipped
 from obscale_bayes.errors import UsageError
-from obscale_bayes.forecast.interventions import (
+from obscale_bayes.forecast.intervention_pairs import (
     INTERVENTIONS,
+    get_intervention,
+    observed_effect,
+)
+from obscale_bayes.forecast.interventions import (
     effect_from_scores,
     effect_vs_capability,
     effect_vs_compute,
-    get_intervention,
-    observed_effect,
     summarize_effect,
 )
 from obscale_bayes.model.draws import PosteriorArrays

@@ -20,15 +20,13 @@ from matplotlib.figure import Figure
 from obscale_bayes.checks.comparison import (
     compare_fits,
     k_verdict,
-    kfold_assign,
-    kfold_compare,
-    kfold_elpd,
     loo_by_model,
     loo_cells,
     pointwise_loo,
     simplest_supported,
     worst_explained,
 )
+from obscale_bayes.checks.kfold import kfold_assign, kfold_compare, kfold_elpd
 from obscale_bayes.data.tables import load_shipped
 from obscale_bayes.errors import UsageError
 from obscale_bayes.fit.fitted import CapabilityModel

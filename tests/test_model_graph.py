@@ -17,7 +17,8 @@ from pymc.testing import mock_sample
 from obscale_bayes.data.tables import load_shipped
 from obscale_bayes.fit.diagnostics import compute_diagnostics
 from obscale_bayes.fit.fitted import CapabilityModel
-from obscale_bayes.model.build import build_model, prepare_inputs
+from obscale_bayes.model.build import build_model
+from obscale_bayes.model.inputs import prepare_inputs
 from obscale_bayes.spec.spec import available_specs, load_spec
 
 FAST = {"mode": "FAST_COMPILE", "linker": "py"}
@@ -34,11 +35,14 @@ def default_model(data):
 
 
 def _evaluate(model, names):
-    """Values of named variables at the model's initial point."""
+    """Values of named variables at the model's initial point.
+
+    ``replace_rvs_by_values``: a deterministic's graph refers to the random variables, which
+    would otherwise be drawn afresh on every call instead of taking the point's values.
+    """
     with pytensor.config.change_flags(**FAST):
-        fn = model.compile_fn(
-            [model[n] for n in names], inputs=model.value_vars, on_unused_input="ignore"
-        )
+        outs = model.replace_rvs_by_values([model[n] for n in names])
+        fn = model.compile_fn(outs, inputs=model.value_vars, on_unused_input="ignore")
         return dict(zip(names, fn(model.initial_point()), strict=True))
 
 
@@ -167,7 +171,8 @@ def test_every_spec_builds_with_finite_logp(data, name):
     # one compiled function: deterministics, logp and its gradient (what NUTS needs)
     logp = m.logp()
     grad = pytensor.grad(logp, m.continuous_value_vars)
-    outs = [m["loading"], m["intercept"], m["capability"], m["slope"], logp, *grad]
+    dets = m.replace_rvs_by_values([m["loading"], m["intercept"], m["capability"], m["slope"]])
+    outs = [*dets, logp, *grad]
     with pytensor.config.change_flags(**FAST):
         fn = m.compile_fn(outs, inputs=m.value_vars, on_unused_input="ignore")
         lam, alpha, theta, slope, lp, *dlp = fn(m.initial_point())

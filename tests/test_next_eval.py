@@ -26,10 +26,10 @@ from obscale_bayes.evaluation.subset_selection import (
     v_optimality,
 )
 from obscale_bayes.fit.fitted import CapabilityModel
+from obscale_bayes.forecast.joint import joint_draws
 from obscale_bayes.forecast.next_eval import (
-    _reweighted_reduction,
-    joint_draws,
     rank_evaluations,
+    reweighted_reduction,
     reweighted_variance_reduction,
     select_batch,
 )
@@ -163,7 +163,7 @@ def test_reweighting_on_exact_gaussian_draws():
     y = p + sd_n * rng.standard_normal(s)
     t = 2.0 * p + sd_t * rng.standard_normal(s)
     exact = (2.0 * sd_p**2) ** 2 / (sd_p**2 + sd_n**2)
-    red, mean_ess, _ = _reweighted_reduction(t[:, None], y, p, np.full(s, sd_n), 300, rng)
+    red, mean_ess, _ = reweighted_reduction(t[:, None], y, p, np.full(s, sd_n), 300, rng)
     assert red == pytest.approx(exact, rel=0.1)
     assert mean_ess > 100
 

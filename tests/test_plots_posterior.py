@@ -22,7 +22,7 @@ from matplotlib.image import AxesImage  # noqa: E402
 
 from obscale_bayes.data.tables import load_shipped  # noqa: E402
 from obscale_bayes.errors import UsageError  # noqa: E402
-from obscale_bayes.evaluation.backtest import BacktestCase  # noqa: E402
+from obscale_bayes.evaluation.cases import BacktestCase  # noqa: E402
 from obscale_bayes.evaluation.metrics import (
     calibration_curve,  # noqa: E402
     score_draws,  # noqa: E402
@@ -34,14 +34,16 @@ from obscale_bayes.plots.holdout import (  # noqa: E402
     plot_calibration,
     plot_holdout,
 )
-from obscale_bayes.plots.posterior import (  # noqa: E402
-    capability_table,
+from obscale_bayes.plots.parameters import (  # noqa: E402
     efficiency_table,
-    family_trend,
     loadings_table,
-    plot_capability_vs_compute,
     plot_efficiency_forest,
     plot_loadings,
+)
+from obscale_bayes.plots.posterior import (  # noqa: E402
+    capability_table,
+    family_trend,
+    plot_capability_vs_compute,
 )
 from obscale_bayes.spec.spec import load_spec  # noqa: E402
 

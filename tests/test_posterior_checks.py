@@ -15,8 +15,8 @@ import xarray as xr
 from matplotlib.figure import Figure
 from scipy import stats
 
+from obscale_bayes.checks.kfold import cell_log_density
 from obscale_bayes.checks.ppc import (
-    cell_log_density,
     convergence_summary,
     loo_pit_values,
     pit_values,

@@ -7,8 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from obscale_bayes.data.reader import read_table, write_long_csv, write_wide_csv
+from obscale_bayes.data.reader import read_table
 from obscale_bayes.data.tables import BenchmarkData, load_shipped
+from obscale_bayes.data.writers import write_long_csv, write_wide_csv
 from obscale_bayes.errors import DataError
 
 HEAD = "Model,Model Family,Model Size (B),Pretraining Data Size (T),FLOPs (1E21),MMLU,GSM8K\n"

@@ -15,17 +15,14 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+from obscale_bayes.checks.recovery import binomial_band, interval_coverage
 from obscale_bayes.data.tables import BenchmarkData, load_shipped
 from obscale_bayes.errors import UsageError
 from obscale_bayes.fit.diagnostics import ESS_MIN, RHAT_MAX
-from obscale_bayes.model.build import coords_of, prepare_inputs
 from obscale_bayes.model.equations import noise_sd_np
-from obscale_bayes.model.simulate import (
-    REALISTIC_FACTORS,
-    binomial_band,
-    interval_coverage,
-    simulate,
-)
+from obscale_bayes.model.inputs import coords_of, prepare_inputs
+from obscale_bayes.model.simulate import simulate
+from obscale_bayes.model.truth import REALISTIC_FACTORS
 from obscale_bayes.spec.spec import load_spec
 
 RECOVERY_SEED = 1

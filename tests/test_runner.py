@@ -14,6 +14,7 @@ from obscale_bayes.data.tables import load_shipped
 from obscale_bayes.errors import ObscaleError, UsageError
 from obscale_bayes.fit.runner import FitJob, FitJobError, JobResult, run_fits
 from obscale_bayes.model.simulate import simulate
+from obscale_bayes.progress import enabled
 from obscale_bayes.spec.spec import load_spec
 
 
@@ -60,13 +61,13 @@ def test_failing_job_is_named(tiny):
 
 def test_failing_job_collected(tiny, capsys):
     jobs = [("broken", no_humaneval(tiny), "default", {"draws": 10, "tune": 10, "chains": 1})]
-    with ThreadPoolExecutor(1) as ex:
+    with ThreadPoolExecutor(1) as ex, enabled():  # progress lines go to the package logger
         res = run_fits(jobs, ex, on_error="collect")
     r = res["broken"]
     assert isinstance(r, JobResult) and not r.ok and r.value is None
     assert r.error.startswith("SpecError:")
     err = capsys.readouterr().err
-    assert "fit 1/1 'broken' FAILED" in err
+    assert "obscale-bayes: [1/1] fit 'broken' FAILED: SpecError" in err
 
 
 def slope_draws(fit):
@@ -83,7 +84,8 @@ def test_same_sweep_on_process_pool_and_local_cluster(tiny, capsys):
         FitJob("seed1", tiny, "default", {**kw, "seed": 1}, slope_draws),
         FitJob("seed2", tiny, "default", {**kw, "seed": 2}, partial(slope_draws)),
     ]
-    pool = run_fits(jobs)
+    with enabled():
+        pool = run_fits(jobs)
     err = capsys.readouterr().err
     assert err.count("done in") == 2 and "'seed1'" in err and "'seed2'" in err
     with (

@@ -14,21 +14,16 @@ import pymc as pm
 import pytest
 import xarray as xr
 
-from obscale_bayes.checks.sensitivity import (
-    diagnose,
-    psense_table,
-    sweep_specs,
-    sweep_table,
-    variant_kind,
-    verdict,
-)
+from obscale_bayes.checks.psense import diagnose, psense_table
+from obscale_bayes.checks.sensitivity import sweep_specs, sweep_table, variant_kind, verdict
 from obscale_bayes.cli.main import main
 from obscale_bayes.cli.sensitivity import parse_target
 from obscale_bayes.data.tables import load_shipped
 from obscale_bayes.errors import UsageError
 from obscale_bayes.fit.diagnostics import Diagnostics
 from obscale_bayes.fit.fitted import _FORMAT, CapabilityModel
-from obscale_bayes.model.build import build_model, prepare_inputs
+from obscale_bayes.model.build import build_model
+from obscale_bayes.model.inputs import prepare_inputs
 from obscale_bayes.spec.spec import load_spec
 
 
@@ -115,7 +110,7 @@ def test_variant_kinds_and_override_specs():
         ["k2"], {"tight_slope": {"slope_mean": {"dist": "normal", "mu": 0.5, "sigma": 0.1}}}
     )
     assert list(specs) == ["k2", "tight_slope"]
-    assert specs["tight_slope"].priors["slope_mean"]["sigma"] == 0.1
+    assert specs["tight_slope"].priors["slope_mean"].sigma == 0.1
     assert variant_kind(specs["tight_slope"], base) == "prior"
     with pytest.raises(UsageError, match="rename"):
         sweep_specs(["k2"], {"k2": {}})

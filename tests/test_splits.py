@@ -8,12 +8,8 @@ import pytest
 
 from obscale_bayes.errors import UsageError
 from obscale_bayes.evaluation import splits
-from obscale_bayes.evaluation.presets import (
-    ANALYSES,
-    DEFAULT_RAW_DIR,
-    build_analysis,
-    read_raw_tables,
-)
+from obscale_bayes.evaluation.cases import paper_case
+from obscale_bayes.evaluation.presets import ANALYSES, DEFAULT_RAW_DIR, read_raw_tables
 
 
 @pytest.fixture
@@ -103,12 +99,12 @@ def test_preset_sizes_match_the_paper():
     }  # fmt: skip
     assert [a.key for a in ANALYSES] == list(expected)
     for a in ANALYSES:
-        d = build_analysis(a, raw, check_sizes=False)
+        d = paper_case(a, raw, check_sizes=False)
         assert (int(d.train.sum()), int(d.test.sum())) == expected[a.key], a.key
     assert raw["base"].loc["cerebras/btlm-3b-8k-base", "flops_1e21"] == pytest.approx(11.286)
-    bench = build_analysis("agentbench", raw)
+    bench = paper_case("agentbench", raw)
     assert set(bench.models.index[bench.test]) == {"gpt-4-0613", "claude-2.0"}
-    board = build_analysis("agentboard", raw)
+    board = paper_case("agentboard", raw)
     assert list(board.models.index[board.test]) == ["gpt-4-0314"]
 
 

@@ -5,7 +5,7 @@ LOO
 For every observed (model, benchmark) cell :math:`i` the expected log predictive density of
 the cell left out, :math:`\mathrm{elpd}_i = \log p(y_i \mid y_{-i})`, is estimated by Pareto-
 smoothed importance sampling (:func:`arviz.loo`) from the pointwise log-likelihood, which
-:func:`~obscale_bayes.posterior_checks.predictive_tree` computes with
+:func:`~obscale_bayes.checks.ppc.predictive_tree` computes with
 :func:`pymc.compute_log_likelihood` on the model rebuilt for the fit.  A Pareto
 :math:`\hat k > 0.7` marks a cell whose estimate is unreliable (the posterior without the
 cell is far from the posterior with it): common here, since each model's capabilities are
@@ -33,7 +33,7 @@ PSIS-LOO or K-fold?
 Each model's capabilities rest on its own ~8 scores, so many cells are influential (Pareto
 :math:`\hat k > 0.7` for 15-25% of cells) and PSIS-LOO is optimistic, more so for larger K.  On
 a table simulated from K = 1 (348 cells), PSIS-LOO put K = 2 ahead by 20.5 (dse 9.9, 2.1 SE);
-3-fold cross-validation (:func:`kfold_elpd`, :func:`kfold_compare`) put K = 1 ahead by 17.9
+3-fold cross-validation (:mod:`obscale_bayes.checks.kfold`) put K = 1 ahead by 17.9
 (dse 13.0).  Use K-fold for the K decision when many cells have a high :math:`\hat k`.
 """
 
@@ -49,7 +49,7 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
-from obscale_bayes.checks.ppc import cell_log_density, predictive_tree
+from obscale_bayes.checks.ppc import predictive_tree
 from obscale_bayes.errors import UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -61,9 +61,6 @@ __all__ = [
     "compare_fits",
     "fit_specs",
     "k_verdict",
-    "kfold_assign",
-    "kfold_compare",
-    "kfold_elpd",
     "loo_by_model",
     "loo_cells",
     "pointwise_loo",
@@ -339,105 +336,3 @@ def k_verdict(table: pd.DataFrame, *, z: float = 2.0) -> Verdict:
             f"({', '.join(sorted(table['likelihood'].unique()))}); compare fits of one likelihood"
         )
     return simplest_supported(table, "n_factors", z=z, label="K")
-
-
-# ---------------------------------------------------------------- K-fold cross-validation
-def kfold_assign(data: BenchmarkData, folds: int = 5, seed: int = 0) -> pd.Series:
-    """Fold of every score cell (index = ``data.scores`` rows), spread within each model.
-
-    Each model's cells are shuffled and dealt round-robin to the folds (starting at a random
-    fold), so every fit keeps most of every model's scores and the held-out cells of a model
-    are predicted from its posterior capabilities.  Models with a single cell are never held
-    out (fold -1): without other scores the model would drop out of the fit.
-    """
-    if int(folds) < 2:
-        raise UsageError(f"kfold: folds must be >= 2, got {folds}")
-    rng = np.random.default_rng(seed)
-    fold = pd.Series(-1, index=data.scores.index, dtype=int)
-    for _, rows in data.scores.groupby("model", sort=True).groups.items():
-        if len(rows) < 2:
-            continue
-        idx = rng.permutation(np.asarray(rows))
-        fold.loc[idx] = (np.arange(len(idx)) + rng.integers(folds)) % int(folds)
-    return fold
-
-
-def kfold_elpd(
-    data: BenchmarkData,
-    spec: Any,
-    *,
-    folds: int = 5,
-    fold_seed: int = 0,
-    **fit_kwargs: Any,
-) -> pd.DataFrame:
-    r"""K-fold cross-validated log predictive density of every score cell.
-
-    For each fold the spec is refitted without the fold's cells, and each held-out cell gets
-    :math:`\mathrm{elpd}_i = \log \frac1S\sum_s p(y_i \mid \theta^{(s)})`
-    (:func:`~obscale_bayes.posterior_checks.cell_log_density`).  Unlike PSIS-LOO it does not
-    rely on importance sampling, so it holds where Pareto k is large; it costs ``folds`` fits.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per held-out cell: ``model, benchmark, fold, elpd``.  ``attrs`` holds each
-        fold fit's convergence gate (``gates``).
-    """
-    from obscale_bayes.data.tables import BenchmarkData as _BD
-    from obscale_bayes.fit.fitted import CapabilityModel
-
-    fold = kfold_assign(data, folds, fold_seed)
-    parts, gates = [], []
-    for k in range(int(folds)):
-        test = data.scores[fold == k]
-        train = _BD(data.models, data.scores[fold != k], data.benchmarks, source=data.source)
-        fit = CapabilityModel.fit(train, spec, **fit_kwargs)
-        gates.append(bool(fit.diagnostics.passed))
-        parts.append(
-            pd.DataFrame(
-                {
-                    "model": test["model"].to_numpy(),
-                    "benchmark": test["benchmark"].to_numpy(),
-                    "fold": k,
-                    "elpd": cell_log_density(fit, test),
-                }
-            )
-        )
-        del fit
-    out = pd.concat(parts, ignore_index=True)
-    out.attrs["gates"] = gates
-    return out
-
-
-def kfold_compare(results: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """Compare :func:`kfold_elpd` results of several specs on the same folds, best first.
-
-    Columns ``elpd, se`` (``sqrt(n var(elpd_i))``), ``elpd_diff`` (to the best, <= 0) and
-    ``dse`` (standard error of the paired difference), ``n_cells``.
-    """
-    if len(results) < 2:
-        raise UsageError("kfold_compare: give at least two results")
-    key = ["model", "benchmark"]
-    wide = None
-    for name, r in results.items():
-        col = r.set_index(key)["elpd"].rename(name)
-        wide = col.to_frame() if wide is None else wide.join(col, how="inner")
-    if any(len(r) != len(wide) for r in results.values()):
-        raise UsageError("kfold_compare: the results hold different cells; use the same folds")
-    n = len(wide)
-    tot = wide.sum()
-    best = str(tot.idxmax())
-    rows = []
-    for name in wide.columns:
-        d = wide[name] - wide[best]
-        rows.append(
-            {
-                "fit": name,
-                "elpd": float(tot[name]),
-                "se": float(np.sqrt(n * wide[name].var(ddof=1))),
-                "elpd_diff": float(d.sum()),
-                "dse": float(np.sqrt(n * d.var(ddof=1))),
-                "n_cells": n,
-            }
-        )
-    return pd.DataFrame(rows).set_index("fit").sort_values("elpd", ascending=False)

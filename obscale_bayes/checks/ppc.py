@@ -9,7 +9,7 @@ Every check here is of the model's *likelihood* for each observed (model, benchm
     p_i = g_j + (1 - g_j)\,\mathrm{sigmoid}(\alpha_j + \lambda_j\cdot\theta_m)
 
 with :math:`\mathcal{D}` normal (or Student-t with the spec's :math:`\nu`) and ``sd`` from
-:func:`~obscale_bayes.links.noise_sd_np` (sampling noise + misfit).  Replicated scores are
+:func:`~obscale_bayes.model.equations.noise_sd_np` (sampling noise + misfit).  Replicated scores are
 *not* clipped to [0, 1]: the likelihood the model was fitted with is not censored, so clipping
 would make the checks test a different model from the one whose log-likelihood LOO uses.
 
@@ -22,7 +22,7 @@ would make the checks test a different model from the one whose log-likelihood L
   distance to the uniform summarises it.
 
 The replicated scores, the pointwise log-likelihood (via :func:`pymc.compute_log_likelihood`
-on the model rebuilt with :func:`~obscale_bayes.model.build_model`) and the observed scores are
+on the model rebuilt with :func:`~obscale_bayes.model.build.model_for_fit`) and the observed scores are
 assembled once per fit into an ArviZ-ready ``DataTree`` (:func:`predictive_tree`) and cached.
 """
 
@@ -45,16 +45,17 @@ from obscale_bayes.fit.diagnostics import (
     ESS_MIN,
     GATE_VARS,
     RHAT_MAX,
-    _bfmi,
     compute_diagnostics,
+    gate_summary,
 )
-from obscale_bayes.model.equations import bounded_np, floored_sigmoid_np, noise_sd_np
+from obscale_bayes.model.build import model_for_fit
+from obscale_bayes.model.equations import expected_score_np, noise_sd_np, observation_dist
 
 if TYPE_CHECKING:  # pragma: no cover
     from obscale_bayes.fit.fitted import CapabilityModel
 
 __all__ = [
-    "cell_log_density",
+    "cell_params",
     "convergence_summary",
     "loo_pit_values",
     "pit_values",
@@ -79,7 +80,7 @@ def convergence_summary(fit: CapabilityModel) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        One row per parameter group of :data:`~obscale_bayes.diagnostics.GATE_VARS` present in
+        One row per parameter group of :data:`~obscale_bayes.fit.diagnostics.GATE_VARS` present in
         the posterior (``group, n, max_rhat, min_ess_bulk, min_ess_tail, passed``; ``passed``
         is R-hat <= 1.01 and bulk ESS >= 400) and a last row ``group = "sampler"`` with
         ``divergences`` and ``min_bfmi`` (passed: none, and E-BFMI >= 0.3 in every chain).
@@ -88,10 +89,7 @@ def convergence_summary(fit: CapabilityModel) -> pd.DataFrame:
     """
     post = fit.idata["posterior"].dataset
     names = [v for v in GATE_VARS if v in post.data_vars]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # constant anchor entries
-        summ = az.summary(fit.idata, var_names=names, kind="diagnostics")
-    summ = summ.dropna(subset=["r_hat"])
+    summ = gate_summary(fit.idata)
     group = pd.Series([str(i).split("[", 1)[0] for i in summ.index], index=summ.index)
     rows = []
     for name in names:
@@ -109,19 +107,17 @@ def convergence_summary(fit: CapabilityModel) -> pd.DataFrame:
         )
     out = pd.DataFrame(rows)
     out["passed"] = (out["max_rhat"] <= RHAT_MAX) & (out["min_ess_bulk"] >= ESS_MIN)
-    st = fit.idata["sample_stats"].dataset
-    div = int(st["diverging"].sum()) if "diverging" in st else 0
-    bfmi = float(np.min(_bfmi(st["energy"].to_numpy()))) if "energy" in st else float("nan")
+    # the gate from the same summary: divergences and E-BFMI as the gate counts them
+    diag = compute_diagnostics(fit.idata, summary=summ)
     sampler = {
         "group": "sampler",
         "n": int(post.sizes["chain"] * post.sizes["draw"]),
-        "divergences": div,
-        "min_bfmi": bfmi,
-        "passed": div == 0 and bfmi >= BFMI_MIN,
+        "divergences": diag.divergences,
+        "min_bfmi": diag.min_bfmi,
+        "passed": diag.divergences == 0 and diag.min_bfmi >= BFMI_MIN,
     }
     out = pd.concat([out, pd.DataFrame([sampler])], ignore_index=True)
     out["divergences"] = out["divergences"].astype("Int64")
-    diag = compute_diagnostics(fit.idata)
     out.attrs["gate_passed"] = bool(diag.passed)
     out.attrs["failures"] = diag.failures()
     return out
@@ -135,33 +131,35 @@ def _thinned(fit: CapabilityModel, thin: int | None) -> xr.Dataset:
     return post.isel(draw=slice(None, None, int(thin)))
 
 
-def _cell_params(fit: CapabilityModel, post: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """Mean ``p`` and sd of every observed cell, each (chain, draw, obs)."""
+def cell_params(
+    fit: CapabilityModel,
+    post: xr.Dataset,
+    om: np.ndarray | None = None,
+    ob: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Expected score ``p`` and noise sd of cells, each ``(chain, draw, cell)``.
+
+    Cell ``i`` is model ``om[i]`` on benchmark ``ob[i]`` (indices into the fit's
+    ``inputs.model_ids`` / ``benchmark_ids``); default: the fit's observed cells.  ``post`` is
+    the fit's posterior (or part of it) with dims ``chain, draw``.
+    """
     inp = fit.inputs
-    om, ob = inp.obs_model, inp.obs_bench
+    om = inp.obs_model if om is None else np.asarray(om, dtype=int)
+    ob = inp.obs_bench if ob is None else np.asarray(ob, dtype=int)
     cap = post["capability"].transpose("chain", "draw", "model", "factor").to_numpy()
     lam = post["loading"].transpose("chain", "draw", "benchmark", "factor").to_numpy()
 
     def per_bench(name: str) -> np.ndarray:
-        if name not in post:
+        if name not in post:  # fits made before logit_misfit existed
             return np.zeros(cap.shape[:2] + (len(ob),))
         return post[name].transpose("chain", "draw", "benchmark").to_numpy()[:, :, ob]
 
-    th = cap[:, :, om]
-    if inp.bounded.any():
-        th = np.where(inp.bounded[ob][:, None], bounded_np(th), th)
-    eta = per_bench("intercept") + np.einsum("cdnk,cdnk->cdn", th, lam[:, :, ob])
     floor = per_bench("floor")
-    p = floored_sigmoid_np(eta, floor)
+    p = expected_score_np(
+        cap[:, :, om], per_bench("intercept"), lam[:, :, ob], floor, inp.bounded[ob]
+    )
     sd = noise_sd_np(p, inp.inv_n[ob], per_bench("misfit"), floor, per_bench("logit_misfit"))
     return p, sd
-
-
-def _dist(fit: CapabilityModel):
-    st = fit.spec.structure
-    if st["likelihood"] == "student_t":
-        return stats.t(df=float(st["student_t_nu"]))
-    return stats.norm()
 
 
 def _obs_coords(fit: CapabilityModel) -> dict:
@@ -201,9 +199,9 @@ def predictive_tree(
     if tree is not None and (not log_likelihood or "log_likelihood" in tree.children):
         return tree
     post = _thinned(fit, key[0])
-    p, sd = _cell_params(fit, post)
+    p, sd = cell_params(fit, post)
     rng = np.random.default_rng(seed)
-    eps = _dist(fit).rvs(size=p.shape, random_state=rng)
+    eps = observation_dist(fit.spec.structure).rvs(size=p.shape, random_state=rng)
     dims = ("chain", "draw", "obs")
     coords = {"chain": post["chain"].to_numpy(), "draw": post["draw"].to_numpy()}
     coords.update(_obs_coords(fit))
@@ -226,9 +224,7 @@ def _log_likelihood(fit: CapabilityModel, post: xr.Dataset) -> xr.Dataset:
     """Pointwise log-likelihood of ``score`` from the PyMC model rebuilt for the fit."""
     import pymc as pm
 
-    from obscale_bayes.model.build import build_model
-
-    model = build_model(fit.data, fit.spec, inputs=fit.inputs)
+    model = model_for_fit(fit)
     names = {"score"} | {v.name for v in model.free_RVs}
     if "score" not in {v.name for v in model.observed_RVs}:  # pragma: no cover - model contract
         raise UsageError("the model has no observed variable 'score'; cannot compute LOO")
@@ -270,7 +266,7 @@ def pit_values(fit: CapabilityModel, *, thin: int | None = None) -> xr.DataArray
     cp = tree["cell_params"].dataset
     y = fit.idata["observed_data"].dataset["score"].to_numpy()
     z = (y - cp["mu"].to_numpy()) / cp["sd"].to_numpy()
-    pit = _dist(fit).cdf(z).mean(axis=(0, 1))
+    pit = observation_dist(fit.spec.structure).cdf(z).mean(axis=(0, 1))
     return xr.DataArray(pit, dims="obs", coords=_obs_coords(fit), name="pit")
 
 
@@ -346,51 +342,3 @@ def ppc_summary(
     out = pd.DataFrame(rows)
     out.attrs["ci"] = ci
     return out
-
-
-# ---------------------------------------------------------------- held-out cells
-def cell_log_density(fit: CapabilityModel, scores: pd.DataFrame) -> np.ndarray:
-    r"""Log predictive density of scores the fit did not see, for models it did see.
-
-    :math:`\log \frac1S \sum_s f\big(y_i \mid p_i^{(s)}, \mathrm{sd}_i^{(s)}\big)` for each row of
-    ``scores`` (columns ``model, benchmark, value`` in metric units, as in
-    :class:`~obscale_bayes.data.BenchmarkData`): the cell's model keeps its posterior
-    capabilities, so this is the density of a held-out cell in K-fold cross-validation.
-
-    Raises
-    ------
-    UsageError
-        A model or benchmark the fit does not know.
-    """
-    from scipy.special import logsumexp
-
-    inp = fit.inputs
-    m_pos = {m: i for i, m in enumerate(inp.model_ids)}
-    b_pos = {b: i for i, b in enumerate(inp.benchmark_ids)}
-    unknown = sorted(set(scores["model"]) - set(m_pos)) + sorted(
-        set(scores["benchmark"]) - set(b_pos)
-    )
-    if unknown:
-        raise UsageError(f"cell_log_density: the fit does not know {unknown[:5]}")
-    om = scores["model"].map(m_pos).to_numpy()
-    ob = scores["benchmark"].map(b_pos).to_numpy()
-    y = (scores["value"].to_numpy(dtype=float) - inp.metric_min[ob]) / (
-        inp.metric_max[ob] - inp.metric_min[ob]
-    )
-    post = fit.idata["posterior"].dataset.stack(sample=("chain", "draw"))
-
-    def arr(name: str, dims: tuple[str, ...]) -> np.ndarray:
-        if name not in post:
-            return np.zeros((post.sizes["sample"], len(inp.benchmark_ids)))
-        return post[name].transpose("sample", *dims).to_numpy()
-
-    cap = arr("capability", ("model", "factor"))[:, om]
-    lam = arr("loading", ("benchmark", "factor"))[:, ob]
-    floor = arr("floor", ("benchmark",))[:, ob]
-    p = floored_sigmoid_np(arr("intercept", ("benchmark",))[:, ob] + (cap * lam).sum(-1), floor)
-    sd = noise_sd_np(
-        p, inp.inv_n[ob], arr("misfit", ("benchmark",))[:, ob], floor,
-        arr("logit_misfit", ("benchmark",))[:, ob],
-    )  # fmt: skip
-    ll = _dist(fit).logpdf((y - p) / sd) - np.log(sd)
-    return logsumexp(ll, axis=0) - np.log(ll.shape[0])

@@ -5,7 +5,7 @@ Power-scaling (Kallioinen et al. 2024, *Stat Comput* 34:57) perturbs the posteri
 :math:`\alpha = 1` by Pareto-smoothed importance weighting of the existing draws, separately
 for the prior and for the likelihood, and reports for every posterior quantity the derivative
 of its cumulative Jensen-Shannon distance with respect to :math:`\log_2 \alpha`
-(``arviz.psense``).  Following the paper:
+(``arviz.psense``, run by :mod:`obscale_bayes.checks.psense`).  Following the paper:
 
 - prior sensitivity >= 0.05 and likelihood sensitivity >= 0.05: *prior-data conflict*;
 - prior sensitivity >= 0.05, likelihood sensitivity < 0.05: *strong prior / weak likelihood*;
@@ -19,7 +19,7 @@ as derived posterior quantities: the predictive score draws of each (family, FLO
 benchmark, computed from the same posterior draws, so the same weights apply to them.
 
 A *sweep* refits the model under other specs (:func:`run_sweep`, through
-:func:`obscale_bayes.runner.run_fits`) and reports how each forecast's median and 90% interval
+:func:`obscale_bayes.fit.runner.run_fits`) and reports how each forecast's median and 90% interval
 move relative to the base spec, in units of the base interval's width
 (:func:`sweep_table`).  :func:`verdict` combines both: a conclusion is *prior-driven* when its
 prior power-scaling sensitivity is at least 0.05 or when a prior-only variant moves its median
@@ -36,16 +36,21 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from obscale_bayes.checks.psense import (
+    PSENSE_THRESHOLD,
+    forecast_draws,
+    log_density_tree,
+    psense_table,
+)
 from obscale_bayes.errors import UsageError
 from obscale_bayes.forecast.compute import forecast_compute
+from obscale_bayes.forecast.targets import quickstart_targets
 
 if TYPE_CHECKING:  # pragma: no cover
     from obscale_bayes.data.tables import BenchmarkData
     from obscale_bayes.fit.fitted import CapabilityModel
     from obscale_bayes.spec.spec import ModelSpec
 
-#: psense threshold of Kallioinen et al. (2024) and ArviZ.
-PSENSE_THRESHOLD = 0.05
 #: A prior-only variant that moves a median by more than this many base-interval widths.
 SHIFT_THRESHOLD = 0.5
 #: Posterior quantities reported by default: everything a spec's priors act on directly.
@@ -63,122 +68,10 @@ DEFAULT_PARAMETERS = (
 )
 #: Free variables whose priors a spec sets (the top level that is power-scaled).
 TOP_LEVEL_PRIORS = DEFAULT_PARAMETERS + ("x_latent",)
-DIAGNOSES = ("prior-data conflict", "strong prior / weak likelihood", "fine")
-
-
-def diagnose(prior: float, likelihood: float, threshold: float = PSENSE_THRESHOLD) -> str:
-    """The power-scaling diagnosis of one quantity (rule of the module docstring)."""
-    if prior >= threshold and likelihood >= threshold:
-        return DIAGNOSES[0]
-    if prior >= threshold:
-        return DIAGNOSES[1]
-    return DIAGNOSES[2]
-
-
-def _tidy(ds: xr.Dataset, value: str) -> pd.DataFrame:
-    """One row per element of every variable: ``variable, label, <coords...>, value``."""
-    rows = []
-    for name, da in ds.data_vars.items():
-        dims = list(da.dims)
-        if dims:
-            df = da.to_dataframe(name=value).reset_index()[dims + [value]]
-        else:
-            df = pd.DataFrame({value: [float(da)]})
-        df.insert(0, "variable", name)
-        if dims:
-            lab = df[dims].astype(str).agg(", ".join, axis=1)
-            df.insert(1, "label", name + "[" + lab + "]")
-        else:
-            df.insert(1, "label", name)
-        rows.append(df)
-    return pd.concat(rows, ignore_index=True)
-
-
-def psense_table(
-    tree: xr.DataTree,
-    var_names: Sequence[str] | None = None,
-    prior_var_names: Sequence[str] | None = None,
-    threshold: float = PSENSE_THRESHOLD,
-) -> pd.DataFrame:
-    """Prior and likelihood power-scaling sensitivity of posterior quantities, one row each.
-
-    Parameters
-    ----------
-    tree : xarray.DataTree
-        With ``posterior``, ``log_prior`` and ``log_likelihood`` groups (dims chain, draw).
-    var_names : sequence of str, optional
-        Posterior variables to report (default: all).
-    prior_var_names : sequence of str, optional
-        ``log_prior`` variables to power-scale (default: all of them).
-    threshold : float
-        Threshold of the diagnosis.
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``variable, label, <coordinate columns>, prior, likelihood, diagnosis``.
-    """
-    import arviz as az
-
-    vn = list(var_names) if var_names is not None else None
-    pv = list(prior_var_names) if prior_var_names is not None else None
-    pri = az.psense(tree, var_names=vn, group="prior", group_var_names=pv)
-    lik = az.psense(tree, var_names=vn, group="likelihood")
-    out = _tidy(pri, "prior")
-    out["likelihood"] = _tidy(lik, "likelihood")["likelihood"].to_numpy()
-    out["diagnosis"] = [
-        diagnose(p, q, threshold) for p, q in zip(out["prior"], out["likelihood"], strict=True)
-    ]
-    return out
-
-
-def log_density_tree(fit: CapabilityModel) -> xr.DataTree:
-    """The fit's posterior with ``log_prior`` and ``log_likelihood`` groups added.
-
-    The model is rebuilt from the fit's data and spec; densities are on the constrained scale
-    (no Jacobian), as power-scaling of the prior requires.
-    """
-    import pymc as pm
-
-    from obscale_bayes.model.build import build_model
-
-    model = build_model(fit.data, fit.spec, inputs=fit.inputs)
-    post = fit.idata["posterior"].dataset
-    base = xr.DataTree.from_dict({"posterior": post})
-    kw = {"model": model, "extend_inferencedata": False, "progressbar": False}
-    lp = pm.stats.compute_log_prior(base, **kw)
-    ll = pm.stats.compute_log_likelihood(base, **kw)
-    return xr.DataTree.from_dict({"posterior": post, "log_prior": lp, "log_likelihood": ll})
-
-
-def forecast_draws(
-    fit: CapabilityModel, targets: Sequence[tuple[str, float]], seed: int = 0
-) -> xr.DataArray:
-    """Predictive score draws of ``targets`` as a posterior quantity ``(chain, draw, target,
-    benchmark)``, aligned draw by draw with the fit's posterior."""
-    fc = forecast_compute(fit, list(targets), ci=0.9, seed=seed)
-    post = fit.idata["posterior"].dataset
-    n_c, n_d = post.sizes["chain"], post.sizes["draw"]
-    y = fc.draws.transpose("sample", "model", "benchmark").to_numpy()
-    # forecast draws follow posterior.stack(sample=("chain", "draw")): chain-major
-    y = y.reshape(n_c, n_d, *y.shape[1:])
-    return xr.DataArray(
-        y,
-        dims=("chain", "draw", "target", "benchmark"),
-        coords={
-            "chain": post["chain"].values,
-            "draw": post["draw"].values,
-            "target": list(fc.draws["model"].values),
-            "benchmark": list(fc.draws["benchmark"].values),
-        },
-        name="forecast",
-    )
 
 
 def default_targets(data: BenchmarkData) -> list[tuple[str, float]]:
     """The quick-start forecasts: Llama-2 and Pythia at 10x their largest model, a new family."""
-    from obscale_bayes.forecast.targets import quickstart_targets
-
     return quickstart_targets(data)
 
 
@@ -357,7 +250,7 @@ def run_sweep(
     seed : int
         Seed of every fit and forecast.
     executor : Executor or dask Client, optional
-        Where to run the fits (:func:`obscale_bayes.runner.run_fits`).
+        Where to run the fits (:func:`obscale_bayes.fit.runner.run_fits`).
 
     Returns
     -------

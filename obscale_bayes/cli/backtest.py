@@ -5,24 +5,30 @@ Three modes, every method side by side in one table (or ``--json`` records):
 * ``--preset paper`` (the default without ``--task``): the nine analyses of the brief's table;
 * ``--preset bbh``: BBH overall, direct and chain-of-thought, FLOPs cutoff 84e21;
 * ``--task TASK [--task ...] [--inputs A,B] [--split SPEC] [--data FILE.csv]``: any task
-  (see :mod:`obscale_bayes.evaluation.generic` for task aliases and the split syntax).
+  (see :mod:`obscale_bayes.evaluation.tasks` for task aliases and
+  :mod:`obscale_bayes.evaluation.splits` for the split syntax).
+
+Every mode builds its cases with :func:`obscale_bayes.evaluation.cases.build_case` and runs them
+with :func:`obscale_bayes.evaluation.backtest.run_backtests`; this module only reads the flags
+and formats the results (``main`` maps the library's parameter names in errors to flags).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import pandas as pd
 
+from obscale_bayes.cli.args import add_sampling_options, figure_path
 from obscale_bayes.errors import UsageError
+from obscale_bayes.io import dumps_records
 
 COLUMNS = ["analysis", "method", "split", "n_train", "n_test", "mse", "mae", "crps", "coverage50",
            "coverage80", "coverage90", "coverage95", "width90", "max_rhat", "divergences"]  # fmt: skip
 
 
-def add_parser(sub, positive_int, seed) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``backtest`` subcommand on an argparse sub-parser collection."""
     b = sub.add_parser("backtest", help="fit on weaker models, score forecasts of stronger ones")
     b.add_argument(
@@ -73,113 +79,71 @@ def add_parser(sub, positive_int, seed) -> None:
         metavar="FILE_OR_NAME",
         help="model spec (noncentered: the default model, non-centred for weak training sets)",
     )
-    b.add_argument("--draws", type=positive_int, default=1000, help="draws per chain (1000)")
-    b.add_argument("--tune", type=positive_int, default=1000, help="warm-up per chain (1000)")
-    b.add_argument("--chains", type=positive_int, default=4, help="chains (4)")
-    b.add_argument("--seed", type=seed, default=0, help="random seed (0)")
+    add_sampling_options(
+        b, draws=1000, tune=1000, chains=4, seed_help="random seed (0)", backend=False
+    )
     b.add_argument("--json", action="store_true", help="print JSON records instead of a table")
     b.add_argument("--plot", metavar="FILE.png", help="forecast-vs-actual and calibration figure")
     b.set_defaults(func=cmd_backtest)
 
 
-def _check_plot(path: str | None) -> None:
-    if path:
-        from obscale_bayes.plots.scaling import FIGURE_FORMATS
+def _cases(args: argparse.Namespace) -> tuple[list, bool]:
+    """Check the flags and build every case (no sampling); (cases, is the paper preset)."""
+    from obscale_bayes.evaluation.cases import build_case, preset_cases
+    from obscale_bayes.evaluation.presets import DEFAULT_FAMILIES, PRESETS
+    from obscale_bayes.evaluation.splits import parse_split
+    from obscale_bayes.evaluation.tasks import load_for, parse_inputs, resolve_task
 
-        if path.rsplit(".", 1)[-1].lower() not in FIGURE_FORMATS:
-            raise UsageError(f"--plot: {path}: use one of {', '.join(FIGURE_FORMATS)}")
-
-
-def _generic_plan(args: argparse.Namespace) -> dict:
-    """Validate the generic-mode arguments (no sampling) and return what to run."""
-    from obscale_bayes.evaluation.generic import (
-        PRESETS,
-        load_for,
-        parse_inputs,
-        parse_methods,
-        parse_split,
-        resolve_task,
-    )
-    from obscale_bayes.evaluation.presets import DEFAULT_FAMILIES
-
-    methods = parse_methods(args.methods)
+    if args.task and args.preset:
+        raise UsageError(f"--task: not used with --preset {args.preset}; drop one of them")
     if args.preset in PRESETS:
         for opt in ("task", "inputs", "split", "data", "analysis"):
             if getattr(args, opt):
                 raise UsageError(f"--{opt}: not used with --preset {args.preset}; drop one")
-        p = PRESETS[args.preset]
-        split = parse_split(p["split"])
-        data = load_for(p["tasks"], p["inputs"])
-        return {"tasks": p["tasks"], "inputs": p["inputs"], "split": split, "data": data,
-                "families": p["families"], "methods": methods}  # fmt: skip
+        return preset_cases(args.preset), False
+    if not args.task:
+        for opt in ("inputs", "split", "data", "methods"):
+            if getattr(args, opt):
+                raise UsageError(f"--{opt}: only with --task or --preset bbh; drop it")
+        return preset_cases("paper", args.analysis), True
     if args.analysis:
         raise UsageError("--analysis: only with --preset paper; drop it or --task")
     split = parse_split(args.split or "cutoff:84")
     if args.data is None:
-        for t in args.task:
+        for t in args.task:  # an unknown task is named before any table is read
             resolve_task(t)
-        inputs = parse_inputs(args.inputs)
-        data = load_for(args.task, inputs)
+        data = load_for(args.task, parse_inputs(args.inputs))
     else:
-        from obscale_bayes.data.reader import read_table
-
-        data = read_table(args.data)
-        inputs = parse_inputs(args.inputs, data.benchmark_ids)
-        for t in args.task:
-            resolve_task(t, data.benchmark_ids)
+        data = load_for(args.task, (), path=args.data)
     fams = DEFAULT_FAMILIES if args.families == "default" else None
-    return {"tasks": list(args.task), "inputs": inputs, "split": split, "data": data,
-            "families": fams, "methods": methods}  # fmt: skip
+    return [build_case(data, t, args.inputs, split, families=fams) for t in args.task], False
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from obscale_bayes.evaluation.backtest import RECORD_COLUMNS
+    from obscale_bayes.evaluation.backtest import (
+        RECORD_COLUMNS,
+        parse_methods,
+        run_backtests,
+        targets_report,
+    )
     from obscale_bayes.spec.spec import load_spec
 
-    _check_plot(args.plot)
-    if args.task and args.preset:
-        raise UsageError(f"--task: not used with --preset {args.preset}; drop one of them")
-    generic = bool(args.task) or args.preset not in (None, "paper")
-    if generic:
-        from obscale_bayes.evaluation.generic import generic_case, run_generic
-
-        plan = _generic_plan(args)
-        for t in plan["tasks"]:  # every split/task problem surfaces before any sampling
-            generic_case(t, plan["inputs"], plan["split"], plan["data"], plan["families"])
-        spec = load_spec(args.spec)
-        summary, cells = run_generic(
-            plan["tasks"], plan["inputs"], plan["split"], plan["data"],
-            methods=plan["methods"], families=plan["families"], spec=spec, draws=args.draws,
-            tune=args.tune, chains=args.chains, seed=args.seed,
-        )  # fmt: skip
-        rep = None
-    else:
-        from obscale_bayes.evaluation.backtest import run_paper_preset, targets_report
-        from obscale_bayes.evaluation.presets import ANALYSES
-
-        for opt in ("inputs", "split", "data", "methods"):
-            if getattr(args, opt):
-                raise UsageError(f"--{opt}: only with --task or --preset bbh; drop it")
-        keys = args.analysis or [a.key for a in ANALYSES]
-        known = [a.key for a in ANALYSES]
-        bad = [k for k in keys if k not in known]
-        if bad:
-            raise UsageError(
-                f"--analysis: unknown analysis {bad[0]!r}; choose from {', '.join(known)}"
-            )
-        spec = load_spec(args.spec)
-        summary, cells = run_paper_preset(
-            spec, keys, draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed
-        )
-        rep = targets_report(summary, cells)
+    if args.plot:
+        figure_path(args.plot)
+    methods = parse_methods(args.methods)
+    cases, paper = _cases(args)  # every flag, task and split problem surfaces before sampling
+    summary, cells = run_backtests(
+        cases, load_spec(args.spec), methods, draws=args.draws, tune=args.tune,
+        chains=args.chains, seed=args.seed,
+    )  # fmt: skip
+    rep = targets_report(summary, cells) if paper else None
     if args.json:
-        out = summary[RECORD_COLUMNS].astype(object).where(summary[RECORD_COLUMNS].notna(), None)
-        print(json.dumps(out.to_dict(orient="records"), indent=1))
+        print(dumps_records(summary[RECORD_COLUMNS], indent=1))
     else:
         print(format_table(summary, rep, cells))
     if args.plot:
         from obscale_bayes.plots.backtest import plot_backtest
-        from obscale_bayes.plots.scaling import save_figure
+        from obscale_bayes.plots.common import save_figure
 
         save_figure(plot_backtest(cells), args.plot)
         print(f"wrote {args.plot}", file=sys.stderr)

@@ -4,19 +4,17 @@ and optionally a sweep that refits the fit's data under every spec variant in ``
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-import numpy as np
 import pandas as pd
 
+from obscale_bayes.cli.args import add_sampling_options, parse_flops, sampling_kwargs
 from obscale_bayes.errors import UsageError
+from obscale_bayes.io import dumps_records
 
 
 def parse_target(text: str) -> tuple[str, float]:
     """``"FAMILY:FLOPS"`` -> ``(family, flops)``; the last ``:`` separates them."""
-    from obscale_bayes.cli.main import parse_flops
-
     fam, sep, fl = str(text).rpartition(":")
     fam = fam.strip()
     if not sep or not fam or not fl.strip():
@@ -26,11 +24,11 @@ def parse_target(text: str) -> tuple[str, float]:
     try:
         return fam, parse_flops(fl.strip())
     except UsageError as e:
-        why = str(e).removeprefix("--flops: ")
+        why = str(e).removeprefix("flops: ")
         raise UsageError(f"--forecast {text}: {why}") from None
 
 
-def add_parser(sub, positive_int, seed) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``sensitivity`` subcommand on an argparse sub-parser collection."""
     s = sub.add_parser(
         "sensitivity", help="which parameters and forecasts of a fit are driven by the priors"
@@ -49,21 +47,15 @@ def add_parser(sub, positive_int, seed) -> None:
     s.add_argument(
         "--variant", action="append", metavar="NAME", help="sweep only these variants (repeatable)"
     )
-    s.add_argument("--draws", type=positive_int, default=1000, help="sweep: draws per chain (1000)")
-    s.add_argument(
-        "--tune", type=positive_int, default=1000, help="sweep: warm-up per chain (1000)"
+    add_sampling_options(
+        s,
+        draws=1000,
+        tune=1000,
+        chains=4,
+        seed_help="seed of forecasts and sweep fits (0)",
+        what="sweep: ",
     )
-    s.add_argument("--chains", type=positive_int, default=4, help="sweep: chains per fit (4)")
-    s.add_argument("--seed", type=seed, default=0, help="seed of forecasts and sweep fits (0)")
     s.set_defaults(func=cmd_sensitivity)
-
-
-def _records(df: pd.DataFrame) -> list[dict]:
-    out = df.astype(object).where(df.notna(), None)
-    return [
-        {k: (float(v) if isinstance(v, np.floating) else v) for k, v in r.items()}
-        for r in out.to_dict(orient="records")
-    ]
 
 
 def cmd_sensitivity(args: argparse.Namespace) -> int:
@@ -94,7 +86,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     ps = power_scaling(fit, targets, seed=args.seed)
     sweep = None
     if args.sweep:
-        fit_kwargs = {"draws": args.draws, "tune": args.tune, "chains": args.chains}
+        fit_kwargs = {k: v for k, v in sampling_kwargs(args).items() if k != "seed"}
         sweep, _ = run_sweep(
             fit.data,
             variants,
@@ -106,10 +98,10 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
         )
     v = verdict(ps, sweep)
     if args.json:
-        out = {"power_scaling": _records(ps), "verdict": _records(v)}
+        out = {"power_scaling": ps, "verdict": v}
         if sweep is not None:
-            out["sweep"] = _records(sweep)
-        print(json.dumps(out, indent=1, allow_nan=False))
+            out["sweep"] = sweep
+        print(dumps_records(out, indent=1))
         return 0
     print(format_report(ps, v, sweep, PSENSE_THRESHOLD, SHIFT_THRESHOLD))
     return 0

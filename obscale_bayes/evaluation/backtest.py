@@ -1,35 +1,53 @@
-"""Backtests: fit on a training split, score forecasts of held-out models, side by side.
+"""The backtest run loop: fit on a training split, score forecasts of held-out models, side by side.
 
-The Bayesian model is fitted on the training models only (their input benchmarks *and* the
-target task, which joins the factor model as one more output with its own floor, range and
-misfit).  Each held-out model is then forecast from its observed input scores with
-:meth:`~obscale_bayes.fit.CapabilityModel.forecast_from_scores` -- the user's own situation:
-a new, stronger model whose standard benchmark scores are known.  The baselines of
-:mod:`obscale_bayes.evaluation.baselines` are scored on the same split and the same (transformed) target.
+:func:`run_backtests` runs a list of :class:`~obscale_bayes.evaluation.cases.BacktestCase` (the
+paper's nine analyses, the BBH preset, user-chosen tasks: all built by
+:func:`~obscale_bayes.evaluation.cases.build_case`).  The Bayesian model is fitted on each case's
+training models only (their input benchmarks *and* the target task, which joins the factor model
+as one more output with its own floor, range and misfit), one
+:class:`~obscale_bayes.fit.runner.FitJob` per case through :func:`~obscale_bayes.fit.runner.run_fits`
+(a local process pool by default, or the given executor / dask client).  In the worker, each
+held-out model is forecast from its observed input scores with
+:func:`~obscale_bayes.forecast.conditional.forecast_from_scores` -- the user's own situation: a
+new, stronger model whose standard benchmark scores are known.  The baselines of
+:mod:`obscale_bayes.evaluation.baselines` are scored on the same split and the same (transformed)
+target with :mod:`obscale_bayes.evaluation.metrics`.  Progress goes to the package logger
+(:func:`obscale_bayes.progress.report_progress`), one line per fit and one per scored case.
 """
 
 from __future__ import annotations
 
-import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from obscale_bayes.data.tables import BenchmarkData, load_benchmark_metadata
 from obscale_bayes.errors import UsageError
 from obscale_bayes.evaluation import metrics
-from obscale_bayes.evaluation.baselines import (
-    FamilyInterceptFlops,
-    FlopsOnly,
-    PaperPCAMethod,
-    TrainingFrame,
-)
-from obscale_bayes.evaluation.presets import ANALYSES, build_analysis, read_raw_tables
-from obscale_bayes.fit.fitted import CapabilityModel
+from obscale_bayes.evaluation.baselines import FamilyInterceptFlops, FlopsOnly, PaperPCAMethod
+from obscale_bayes.evaluation.cases import BacktestCase
+from obscale_bayes.fit.runner import FitJob, run_fits
 from obscale_bayes.forecast.conditional import forecast_from_scores
+from obscale_bayes.progress import get_logger, report_progress
 from obscale_bayes.spec.spec import ModelSpec, load_spec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from obscale_bayes.fit.fitted import CapabilityModel
+
+__all__ = [
+    "BACKTEST_SPEC",
+    "METHODS",
+    "RECORD_COLUMNS",
+    "parse_methods",
+    "run_backtests",
+    "targets_report",
+]
+
+log = get_logger(__name__)
 
 #: Spec the backtests use unless told otherwise: the default model with every capability residual
 #: non-centred.  Training sets of weak models (most near chance on MMLU) leave the centred
@@ -40,178 +58,138 @@ BACKTEST_SPEC = "noncentered"
 METHODS = ("bayes", "paper_pca3", "flops_only", "family_flops")
 RECORD_COLUMNS = ["analysis", "task", "method", "split", "n_train", "n_test", "mse", "mae", "crps",
                   "coverage50", "coverage80", "coverage90", "coverage95", "width90"]  # fmt: skip
+_BASELINES = {"paper_pca3": PaperPCAMethod, "flops_only": FlopsOnly,
+              "family_flops": FamilyInterceptFlops}  # fmt: skip
 
 
-@dataclass(frozen=True)
-class BacktestCase:
-    """One backtest: a table of models, the inputs, the target and the split."""
-
-    name: str
-    models: pd.DataFrame  # index model; family, params_b, tokens_t, flops_1e21, inputs, raw_target
-    inputs: tuple[str, ...]
-    target: str
-    train: pd.Series  # bool, aligned to models.index
-    test: pd.Series
-    split: str
-    link: str = "floored_sigmoid"
-    chance: float = 0.0
-    max_value: float = 1.0
-    benchmarks: pd.DataFrame | None = None  # metadata of inputs + target (default: shipped)
-
-    def transform(self, y: np.ndarray | pd.Series) -> np.ndarray:
-        """The scale errors are measured on: ``(y - chance) / (max - chance)``."""
-        return (np.asarray(y, dtype=float) - self.chance) / (self.max_value - self.chance)
+def parse_methods(methods: str | Sequence[str] | None) -> tuple[str, ...]:
+    """Methods from :data:`METHODS`, comma-separated text or a sequence (None = all)."""
+    if methods is None:
+        return METHODS
+    items = methods.split(",") if isinstance(methods, str) else list(methods)
+    items = [str(t).strip() for t in items if str(t).strip()]
+    bad = [t for t in items if t not in METHODS]
+    if bad or not items:
+        raise UsageError(
+            f"methods: unknown method {bad[0] if bad else methods!r}; choose from "
+            f"{', '.join(METHODS)} (comma-separated)"
+        )
+    return tuple(dict.fromkeys(items))
 
 
-def _benchmark_data(
-    case: BacktestCase, rows: pd.Series, with_target: bool, source: str
-) -> BenchmarkData:
-    m = case.models[rows]
-    cols = list(case.inputs) + (["raw_target"] if with_target else [])
-    long = m[cols].rename(columns={"raw_target": case.target}).reset_index().melt(id_vars="model")
-    long = long.dropna().rename(columns={"variable": "benchmark"})
-    meta = load_benchmark_metadata() if case.benchmarks is None else case.benchmarks
-    meta = meta[meta["benchmark"].isin(list(case.inputs) + [case.target])]
-    models = m[["family", "params_b", "tokens_t", "flops_1e21"]].reset_index()
-    models["kind"] = np.nan
-    return BenchmarkData(models, long[["model", "benchmark", "value"]], meta, source=source)
-
-
-def bayes_forecast(
-    case: BacktestCase, spec: ModelSpec, *, draws: int, tune: int, chains: int, seed: int
-) -> tuple[np.ndarray, CapabilityModel]:
-    """Predictive draws (n_draws, n_test) of the transformed target, and the training fit."""
-    train = _benchmark_data(case, case.train, True, f"{case.name} (train)")
-    test = _benchmark_data(case, case.test, False, f"{case.name} (test inputs)")
-    fit = CapabilityModel.fit(
-        train, spec, draws=draws, tune=tune, chains=chains, seed=seed, progress=False
-    )
-    fc = forecast_from_scores(fit, test, seed=seed)
+def _bayes_draws(fit: CapabilityModel, case: BacktestCase, seed: int) -> np.ndarray:
+    """Worker side: predictive draws ``(n_draws, n_test)`` of the case's transformed target."""
+    fc = forecast_from_scores(fit, case.data(case.test, with_target=False), seed=seed)
     d = fc.draws.sel(benchmark=case.target, model=list(case.models.index[case.test]))
-    return case.transform(d.transpose("sample", "model").to_numpy()), fit
+    return case.transform(d.transpose("sample", "model").to_numpy())
 
 
-def _frame(case: BacktestCase, rows: pd.Series) -> TrainingFrame:
-    m = case.models[rows]
-    return TrainingFrame(
-        inputs=m[list(case.inputs)],
-        target=pd.Series(case.transform(m["raw_target"]), index=m.index),
-        family=m["family"],
-        log10_flops=np.log10(m["flops_1e21"]) + 21.0,
-    )
+def _baseline(case: BacktestCase, method: str, truth: pd.Series) -> pd.DataFrame | None:
+    """Per-cell scores of one baseline, or None where it does not apply."""
+    train, test = case.train_frame, case.test_frame
+    if method != "paper_pca3" and train.log10_flops.isna().all():
+        return None  # no compute at all (instruct models): FLOPs methods do not apply
+    model = _BASELINES[method](link=case.link).fit(train)
+    return metrics.score_points(truth, model.predict(test))
 
 
-def run_case(
-    case: BacktestCase,
-    spec: ModelSpec | None = None,
-    methods: tuple[str, ...] = METHODS,
+def _check_cases(cases: BacktestCase | Sequence[BacktestCase]) -> list[BacktestCase]:
+    cases = [cases] if isinstance(cases, BacktestCase) else list(cases)
+    if not cases or not all(isinstance(c, BacktestCase) for c in cases):
+        raise UsageError("cases: give one or more BacktestCase (evaluation.cases.build_case)")
+    names = [c.name for c in cases]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise UsageError(f"cases: two cases are named {dup[0]!r}; give each a unique name")
+    return cases
+
+
+def run_backtests(
+    cases: BacktestCase | Sequence[BacktestCase],
+    spec: ModelSpec | str | None = None,
+    methods: str | Sequence[str] = METHODS,
     *,
     draws: int = 1000,
     tune: int = 1000,
     chains: int = 4,
     seed: int = 0,
+    executor: Executor | Any | None = None,
+    max_workers: int | None = None,
+    progress: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Score every method on one case.
+    """Score every method on every case.
+
+    Parameters
+    ----------
+    cases : BacktestCase or sequence of BacktestCase
+        The backtests (unique names).
+    spec : ModelSpec or str, optional
+        Spec of the Bayesian model (default :data:`BACKTEST_SPEC`).
+    methods : str or sequence of str
+        From :data:`METHODS` (:func:`parse_methods`).
+    draws, tune, chains, seed : int
+        Sampling settings of every fit; the same seed gives the same numbers.
+    executor : Executor, dask.distributed.Client or None
+        Where the fits run (:func:`~obscale_bayes.fit.runner.run_fits`; None = a local process
+        pool); ``max_workers`` sizes that pool.
+    progress : bool
+        Log one line per finished fit and per scored case.
 
     Returns
     -------
-    (summary, cells) : one pooled row per method, and one row per (method, held-out model).
+    (summary, cells) : pandas.DataFrame
+        One pooled row per (case, method), with ``max_rhat`` and ``divergences`` for the Bayesian
+        rows; and one row per (case, method, held-out model).
     """
-    spec = spec or load_spec(BACKTEST_SPEC)
-    bad = [m for m in methods if m not in METHODS]
-    if bad:
-        raise UsageError(f"methods: unknown method {bad[0]!r}; choose from {', '.join(METHODS)}")
-    truth = pd.Series(
-        case.transform(case.models.loc[case.test, "raw_target"]), index=case.models.index[case.test]
-    )
+    cases = _check_cases(cases)
+    methods = parse_methods(methods)
+    if not isinstance(spec, ModelSpec):
+        spec = load_spec(spec if spec is not None else BACKTEST_SPEC)
+    fits = {}
+    if "bayes" in methods:
+        kw = {"draws": draws, "tune": tune, "chains": chains, "seed": seed}
+        jobs = [
+            FitJob(c.name, c.data(c.train, with_target=True), spec, kw,
+                   partial(_bayes_draws, case=c, seed=seed))
+            for c in cases
+        ]  # fmt: skip
+        fits = run_fits(jobs, executor, max_workers=max_workers, progress=progress)
+    started = time.monotonic()
     rows, cells = [], []
-    for method in methods:
-        if method == "bayes":
-            draws_, fit = bayes_forecast(
-                case, spec, draws=draws, tune=tune, chains=chains, seed=seed
-            )
-            table = metrics.score_draws(truth, draws_)
-            extra = {
-                "max_rhat": fit.diagnostics.max_rhat,
-                "divergences": fit.diagnostics.divergences,
-            }
-        else:
-            cls = {
-                "paper_pca3": PaperPCAMethod,
-                "flops_only": FlopsOnly,
-                "family_flops": FamilyInterceptFlops,
-            }
-            model = cls[method](link=case.link)
-            tr, te = _frame(case, case.train), _frame(case, case.test)
-            if method != "paper_pca3" and tr.log10_flops.isna().all():
-                continue  # no compute at all (instruct models): FLOPs methods do not apply
-            model.fit(tr)
-            table = metrics.score_points(truth, model.predict(te))
+    for i, case in enumerate(cases, 1):
+        truth = case.truth
+        s_rows = []
+        for method in methods:
             extra = {}
-        s = metrics.summarize(table).iloc[0].to_dict()
-        rows.append(
-            {"analysis": case.name, "task": case.target, "method": method, "split": case.split,
-             "n_train": int(case.train.sum()), "n_test": int(case.test.sum()), **s, **extra}
-        )  # fmt: skip
-        cells.append(table.assign(analysis=case.name, method=method, model=truth.index))
+            if method == "bayes":
+                res = fits[case.name]
+                table = metrics.score_draws(truth, res.value)
+                extra = {"max_rhat": res.diagnostics.max_rhat,
+                         "divergences": res.diagnostics.divergences}  # fmt: skip
+            else:
+                table = _baseline(case, method, truth)
+                if table is None:
+                    continue
+            s = metrics.summarize(table).iloc[0].to_dict()
+            s_rows.append(
+                {"analysis": case.name, "task": case.target, "method": method,
+                 "split": case.split, "n_train": int(case.train.sum()),
+                 "n_test": int(case.test.sum()), **s, **extra}
+            )  # fmt: skip
+            cells.append(table.assign(analysis=case.name, method=method, model=truth.index))
+        rows += s_rows
+        if progress:
+            report_progress(log, i, len(cases), _case_line(case, s_rows), started)
     return pd.DataFrame(rows), pd.concat(cells, ignore_index=True)
 
 
-def paper_case(key: str) -> BacktestCase:
-    """The :class:`BacktestCase` of one of the paper's nine analyses (exact settings)."""
-    ad = build_analysis(key, raw=read_raw_tables())
-    a = ad.analysis
-    split = (
-        f"flops<={a.cutoff_1e21:g}e21" if a.split == "flops_cutoff" else f"top{int(a.frac * 100)}%"
-    )
-    return BacktestCase(
-        name=a.key,
-        models=ad.models,
-        inputs=tuple(a.inputs),
-        target=a.target,
-        train=ad.train,
-        test=ad.test,
-        split=split,
-        link=a.link,
-        chance=a.chance,
-        max_value=a.max_value,
-    )
-
-
-def run_paper_preset(
-    spec: ModelSpec | None = None,
-    keys: list[str] | None = None,
-    *,
-    draws: int = 1000,
-    tune: int = 1000,
-    chains: int = 4,
-    seed: int = 0,
-    progress: bool = True,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """All nine analyses of the brief's reference table, every method; (summary, cells)."""
-    keys = keys or [a.key for a in ANALYSES]
-    unknown = sorted(set(keys) - {a.key for a in ANALYSES})
-    if unknown:
-        raise UsageError(
-            f"--analysis: unknown analysis {unknown}; choose from {[a.key for a in ANALYSES]}"
-        )
-    summaries, cells = [], []
-    for i, key in enumerate(keys, 1):
-        t0 = time.perf_counter()
-        s, c = run_case(paper_case(key), spec, draws=draws, tune=tune, chains=chains, seed=seed)
-        ref = next(a for a in ANALYSES if a.key == key)
-        s["ref_pc3_mse"] = ref.ref_pc3
-        summaries.append(s)
-        cells.append(c)
-        if progress:
-            b = s.set_index("method")
-            print(
-                f"[{i}/{len(keys)}] {key}: bayes mse {b.loc['bayes', 'mse']:.3g} vs paper-PC3 "
-                f"{b.loc['paper_pca3', 'mse']:.3g} (ref {ref.ref_pc3:.2g}); 90% coverage "
-                f"{b.loc['bayes', 'coverage90']:.2f} ({time.perf_counter() - t0:.0f} s)",
-                file=sys.stderr,
-            )
-    return pd.concat(summaries, ignore_index=True), pd.concat(cells, ignore_index=True)
+def _case_line(case: BacktestCase, rows: list[dict]) -> str:
+    by = {r["method"]: r for r in rows}
+    parts = [f"{case.name}: {int(case.train.sum())} train / {int(case.test.sum())} test"]
+    parts += [f"{m} mse {r['mse']:.3g}" for m, r in by.items()]
+    if "bayes" in by:
+        parts.append(f"bayes 90% coverage {by['bayes']['coverage90']:.2f}")
+    return "; ".join(parts)
 
 
 def targets_report(summary: pd.DataFrame, cells: pd.DataFrame) -> dict:

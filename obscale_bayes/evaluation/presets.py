@@ -1,9 +1,11 @@
-"""The nine analyses of the paper's reference table, as data, and their train/test frames.
+"""The nine analyses of the paper's reference table, and the BBH preset, as data.
 
 Each :class:`PaperAnalysis` records the exact settings behind one row of the brief's reference
 table (inputs, target column and transform, split, link, model set, expected train/test sizes and
-the paper's test MSEs).  :func:`build_analysis` turns one into an :class:`AnalysisData` with plain
-pandas objects ready for :mod:`obscale_bayes.evaluation.baselines`.
+the paper's test MSEs); :func:`paper_table` gives the wide model table it is built from.
+:func:`~obscale_bayes.evaluation.cases.paper_case` turns one into a backtest case (through the one
+case builder, :func:`~obscale_bayes.evaluation.cases.build_case`).  :data:`PRESETS` holds the
+generic presets (BBH).
 
 The raw tables are read by :func:`read_raw_tables` -- the one place that knows the upstream CSV
 layout (it is meant to be swapped for the project's own ``obscale_bayes.data.tables`` loader).  It maps
@@ -24,20 +26,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
+from obscale_bayes.data.tables import STANDARD_BENCHMARKS
 from obscale_bayes.errors import DataError, UsageError
-from obscale_bayes.evaluation import splits
-from obscale_bayes.evaluation.baselines import TrainingFrame
+from obscale_bayes.evaluation.splits import SplitSpec
 
 __all__ = [
     "ANALYSES",
     "DEFAULT_FAMILIES",
-    "AnalysisData",
+    "PRESETS",
     "PaperAnalysis",
-    "build_analysis",
     "get_analysis",
+    "paper_table",
     "read_raw_tables",
 ]
 
@@ -157,6 +158,19 @@ class PaperAnalysis:
     cutoff_1e21: float | None = None
     frac: float | None = None
 
+    @property
+    def split_spec(self) -> SplitSpec:
+        """The split as a :class:`~obscale_bayes.evaluation.splits.SplitSpec` (unknown FLOPs
+        go to test)."""
+        if self.split == "flops_cutoff":
+            return SplitSpec("cutoff", value=float(self.cutoff_1e21))
+        return SplitSpec("top", value=float(self.frac))
+
+    @property
+    def families(self) -> tuple[str, ...] | None:
+        """The model families kept: the paper's 21 defaults, or every instruct model (None)."""
+        return None if self.model_set == "instruct" else DEFAULT_FAMILIES
+
 
 def _emergent(key, name, target, inputs, cutoff, n_tr, n_te, pc3, fl, chance=0.0):
     return PaperAnalysis(key, name, inputs, "emergent", target, "default_with_flops",
@@ -201,84 +215,37 @@ def get_analysis(key: str) -> PaperAnalysis:
     for a in ANALYSES:
         if a.key == key:
             return a
-    raise UsageError(f"unknown analysis {key!r}; choose from {', '.join(a.key for a in ANALYSES)}")
+    raise UsageError(
+        f"analysis: unknown analysis {key!r}; choose from {', '.join(a.key for a in ANALYSES)}"
+    )
 
 
-@dataclass
-class AnalysisData:
-    """One analysis' data: a model table, the frames and the split.
+def paper_table(analysis: PaperAnalysis, raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The wide model table of one analysis, for :func:`~obscale_bayes.evaluation.cases.build_case`.
 
-    Attributes
-    ----------
-    analysis : the settings.
-    models : per-model table (``family, flops_1e21, params_b`` + inputs + ``target``).
-    frame : :class:`~obscale_bayes.baselines.TrainingFrame` over all kept models.
-    train, test : boolean masks aligned to ``models.index``.
+    Instruct models for the ``instruct`` model set, else the base models; ``default_with_flops``
+    keeps only families whose every model has FLOPs (decided on the whole base table, before
+    models without the target are dropped, as in the paper's code).  The target column comes
+    from the analysis' table.
     """
-
-    analysis: PaperAnalysis
-    models: pd.DataFrame
-    frame: TrainingFrame
-    train: pd.Series
-    test: pd.Series
-
-    @property
-    def train_frame(self) -> TrainingFrame:
-        """The training models."""
-        return self.frame.subset(self.train)
-
-    @property
-    def test_frame(self) -> TrainingFrame:
-        """The test models."""
-        return self.frame.subset(self.test)
-
-
-def _model_table(analysis: PaperAnalysis, raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
     if analysis.model_set == "instruct":
-        base = raw["instruct"]
+        table = raw["instruct"].copy()
     else:
-        base = raw["base"][raw["base"]["family"].isin(DEFAULT_FAMILIES)]
+        table = raw["base"]
         if analysis.model_set == "default_with_flops":
-            with_flops = base.groupby("family")["flops_1e21"].transform(lambda s: s.notna().all())
-            base = base[with_flops.astype(bool)]
-    tgt = raw[analysis.table][[analysis.target]].rename(columns={analysis.target: "raw_target"})
-    models = base.join(tgt, how="inner")
-    models["target"] = (models["raw_target"] - analysis.chance) / (
-        analysis.max_value - analysis.chance
-    )
-    models = models[models["target"].notna()].copy()
-    models["log10_flops"] = np.log10(models["flops_1e21"]) + 21.0
-    return models
+            complete = table.groupby("family")["flops_1e21"].transform(lambda s: s.notna().all())
+            table = table[complete.fillna(False).astype(bool)]
+        table = table.copy()
+    table[analysis.target] = raw[analysis.table][analysis.target]
+    return table
 
 
-def build_analysis(
-    analysis: PaperAnalysis | str,
-    raw: dict[str, pd.DataFrame] | None = None,
-    check_sizes: bool = True,
-) -> AnalysisData:
-    """Assemble the model table, frames and split of one analysis.
-
-    Models with a missing target are dropped.  With ``check_sizes`` a train/test size that
-    differs from the paper's raises :class:`~obscale_bayes.errors.DataError`.
-    """
-    if isinstance(analysis, str):
-        analysis = get_analysis(analysis)
-    raw = read_raw_tables() if raw is None else raw
-    models = _model_table(analysis, raw)
-    if analysis.split == "flops_cutoff":
-        split = splits.flops_cutoff(models, analysis.cutoff_1e21, unknown="test")
-    else:
-        split = splits.top_fraction(models["target"], analysis.frac)
-    n_tr, n_te = int(split.train.sum()), int(split.test.sum())
-    if check_sizes and (n_tr, n_te) != (analysis.n_train, analysis.n_test):
-        raise DataError(
-            f"{analysis.key}: train/test sizes {n_tr}/{n_te} differ from the paper's "
-            f"{analysis.n_train}/{analysis.n_test}"
-        )
-    frame = TrainingFrame(
-        inputs=models[list(analysis.inputs)],
-        target=models["target"],
-        family=models["family"],
-        log10_flops=models["log10_flops"],
-    )
-    return AnalysisData(analysis, models, frame, split.train, split.test)
+#: Presets of generic backtests (beyond the paper's nine): tasks, inputs, split and model set.
+PRESETS: dict[str, dict] = {
+    "bbh": {
+        "tasks": ["bbh_overall_direct", "bbh_overall_cot"],
+        "inputs": tuple(STANDARD_BENCHMARKS),
+        "split": "cutoff:84",
+        "families": DEFAULT_FAMILIES,
+    },
+}

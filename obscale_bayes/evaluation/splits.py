@@ -5,10 +5,19 @@ with columns ``family``, ``flops_1e21`` (units of 1e21 FLOPs, NaN = unknown) and
 ``params_b`` (billions of parameters).  Every function returns a :class:`Split` with boolean
 ``train`` and ``test`` masks aligned to the table's index; a model that is in neither (dropped) has
 both False.  Nonsense inputs raise :class:`~obscale_bayes.errors.UsageError`.
+
+A split can also be written as text (:func:`parse_split`, the ``split`` argument of
+:func:`~obscale_bayes.evaluation.cases.build_case` and the CLI's ``--split``)::
+
+    cutoff:84[:unknown=test|drop]   train = FLOPs <= 84e21 (unknown FLOPs go to test by default)
+    top:0.1                         test = the top int(0.1 n) models by the target
+    family:NAME[:k=1]               leave one family out, keeping its k smallest models in train
+    random:0.2[:seed=0]             a random 20% of the models in test
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -17,7 +26,20 @@ import pandas as pd
 
 from obscale_bayes.errors import UsageError
 
-__all__ = ["Split", "flops_cutoff", "leave_family_out", "random_split", "top_fraction"]
+__all__ = [
+    "SPLIT_FORMS",
+    "Split",
+    "SplitSpec",
+    "flops_cutoff",
+    "leave_family_out",
+    "parse_split",
+    "random_split",
+    "top_fraction",
+]
+
+SPLIT_FORMS = (
+    "cutoff:FLOPS_1E21[:unknown=test|drop], top:FRAC, family:NAME[:k=K], random:FRAC[:seed=S]"
+)
 
 
 @dataclass(frozen=True)
@@ -185,3 +207,106 @@ def random_split(models: pd.DataFrame, frac_test: float, seed: int = 0) -> Split
     test = np.zeros(n, dtype=bool)
     test[perm[:n_test]] = True
     return _make(models, ~test, test, what)
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """A parsed split (:func:`parse_split`): ``kind`` in cutoff/top/family/random and its settings."""
+
+    kind: str
+    value: float = float("nan")
+    family: str = ""
+    k: int = 1
+    seed: int = 0
+    unknown: str = "test"
+
+    @property
+    def label(self) -> str:
+        """Short text for tables (``flops<=84e21``, ``top10%``, ``family=X,k=1``, ...)."""
+        if self.kind == "cutoff":
+            tail = "" if self.unknown == "test" else ",unknown dropped"
+            return f"flops<={self.value:g}e21{tail}"
+        if self.kind == "top":
+            return f"top{self.value * 100:g}%"
+        if self.kind == "family":
+            return f"family={self.family},k={self.k}"
+        return f"random{self.value * 100:g}%,seed={self.seed}"
+
+    def apply(self, models: pd.DataFrame, target: pd.Series) -> Split:
+        """The train/test masks over ``models`` (``target``: the transformed target)."""
+        if self.kind == "cutoff":
+            return flops_cutoff(models, self.value, unknown=self.unknown)
+        if self.kind == "top":
+            return top_fraction(target, self.value)
+        if self.kind == "family":
+            return leave_family_out(models, self.family, self.k)
+        return random_split(models, self.value, self.seed)
+
+
+def _bad_split(text: str) -> UsageError:
+    return UsageError(f"split: cannot read {text!r}; expected one of {SPLIT_FORMS}")
+
+
+def _number(text: str, whole: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise _bad_split(whole) from None
+    if not np.isfinite(v):
+        raise _bad_split(whole)
+    return v
+
+
+def _options(parts: list[str], allowed: dict[str, type], whole: str) -> dict:
+    out = {}
+    for p in parts:
+        key, eq, val = p.partition("=")
+        if not eq or key not in allowed or key in out:
+            raise _bad_split(whole)
+        if allowed[key] is int:
+            try:
+                out[key] = int(val)
+            except ValueError:
+                raise _bad_split(whole) from None
+        else:
+            out[key] = val
+    return out
+
+
+def parse_split(text: str) -> SplitSpec:
+    """Parse a split written as text (see the module docstring); one-line errors naming ``split``."""
+    t = str(text).strip()
+    kind, _, rest = t.partition(":")
+    if kind not in ("cutoff", "top", "family", "random") or not rest:
+        raise _bad_split(t)
+    if kind == "family":
+        # family names may hold ':' -- only a trailing ':k=N' is an option
+        m = re.match(r"^(.*?)(?::k=([^:]*))?$", rest)
+        name, k = m.group(1).strip(), m.group(2)
+        if not name:
+            raise _bad_split(t)
+        try:
+            kv = 1 if k is None else int(k)
+        except ValueError:
+            raise _bad_split(t) from None
+        if kv < 0:
+            raise UsageError(f"split: k must be a non-negative integer in {t!r}")
+        return SplitSpec("family", family=name, k=kv)
+    head, *opts = rest.split(":")
+    v = _number(head, t)
+    if kind == "cutoff":
+        o = _options(opts, {"unknown": str}, t)
+        unknown = o.get("unknown", "test")
+        if v <= 0 or unknown not in ("test", "drop"):
+            raise UsageError(
+                f"split: {t!r}: the cutoff (units of 1e21 FLOPs) must be positive and "
+                "unknown= must be test or drop"
+            )
+        return SplitSpec("cutoff", value=v, unknown=unknown)
+    if not 0.0 < v < 1.0:
+        raise UsageError(f"split: {t!r}: the fraction must lie strictly between 0 and 1")
+    if kind == "top":
+        _options(opts, {}, t)
+        return SplitSpec("top", value=v)
+    o = _options(opts, {"seed": int}, t)
+    return SplitSpec("random", value=v, seed=o.get("seed", 0))

@@ -108,32 +108,50 @@ class Diagnostics:
         return "\n".join(lines)
 
 
-def _bfmi(energy: np.ndarray) -> np.ndarray:
-    """E-BFMI per chain from the energy trace (chain, draw)."""
+def bfmi(energy: np.ndarray) -> np.ndarray:
+    r"""E-BFMI per chain from the energy trace ``(chain, draw)``.
+
+    :math:`\mathrm{E\text{-}BFMI} = \frac{\sum_n (E_n - E_{n-1})^2 / N}{\mathrm{Var}(E)}`;
+    below 0.3 the momentum resampling explores the energy distribution poorly.
+    """
     num = np.sum(np.diff(energy, axis=1) ** 2, axis=1) / energy.shape[1]
     den = np.var(energy, axis=1)
     return num / den
 
 
-def compute_diagnostics(
-    idata: xr.DataTree, sampling_seconds: float = float("nan"), n_worst: int = 8
-) -> Diagnostics:
-    """Compute R-hat, ESS, divergences and E-BFMI over :data:`GATE_VARS` of a posterior tree."""
+def gate_summary(idata: xr.DataTree) -> pd.DataFrame:
+    """``az.summary`` (diagnostics) of the :data:`GATE_VARS` in the posterior, one row per entry.
+
+    Deterministic constants (e.g. the fixed anchor entries of ``loading``) have no variance and a
+    NaN R-hat; their rows are dropped.
+    """
     post = idata["posterior"].dataset
     names = [v for v in GATE_VARS if v in post.data_vars]
     with warnings.catch_warnings():
-        # ArviZ warns (RuntimeWarning) on the constant entries of deterministics, e.g. the
-        # fixed anchor loadings; those rows are dropped below.
+        # ArviZ warns (RuntimeWarning) on the constant entries of deterministics.
         warnings.simplefilter("ignore", RuntimeWarning)
         summ = az.summary(idata, var_names=names, kind="diagnostics")
-    # Deterministic constants (e.g. fixed anchor entries) have no variance and a NaN R-hat.
-    summ = summ.dropna(subset=["r_hat"])
+    return summ.dropna(subset=["r_hat"])
+
+
+def compute_diagnostics(
+    idata: xr.DataTree,
+    sampling_seconds: float = float("nan"),
+    n_worst: int = 8,
+    summary: pd.DataFrame | None = None,
+) -> Diagnostics:
+    """Compute R-hat, ESS, divergences and E-BFMI over :data:`GATE_VARS` of a posterior tree.
+
+    ``summary`` is a :func:`gate_summary` of ``idata`` already at hand (saves recomputing it).
+    """
+    post = idata["posterior"].dataset
+    summ = gate_summary(idata) if summary is None else summary
     stats = idata["sample_stats"].dataset
     div = int(stats["diverging"].sum()) if "diverging" in stats else 0
     if "energy" in stats:
-        bfmi = float(np.min(_bfmi(stats["energy"].to_numpy())))
+        min_bfmi = float(np.min(bfmi(stats["energy"].to_numpy())))
     else:
-        bfmi = float("nan")
+        min_bfmi = float("nan")
     worst = summ.sort_values("ess_bulk").head(n_worst)
     worst_rows = [
         {
@@ -151,7 +169,7 @@ def compute_diagnostics(
         divergences=div,
         n_draws=int(post.sizes["draw"]),
         n_chains=int(post.sizes["chain"]),
-        min_bfmi=bfmi,
+        min_bfmi=min_bfmi,
         sampling_seconds=float(sampling_seconds),
         worst=worst_rows,
     )

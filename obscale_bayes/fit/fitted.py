@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-import tempfile
 import time
 from functools import cached_property
 from pathlib import Path
@@ -22,47 +20,19 @@ import xarray as xr
 
 from obscale_bayes import __version__
 from obscale_bayes.data.tables import BenchmarkData
-from obscale_bayes.errors import FitFileError, UsageError
+from obscale_bayes.errors import FitFileError
 from obscale_bayes.fit.diagnostics import Diagnostics, compute_diagnostics
-from obscale_bayes.model.build import ModelInputs, build_model, prepare_inputs
+from obscale_bayes.fit.sampling import check_sampler, sample
+from obscale_bayes.io import atomic_write
+from obscale_bayes.model.build import build_model
 from obscale_bayes.model.draws import PosteriorArrays, posterior_arrays
+from obscale_bayes.model.inputs import ModelInputs, prepare_inputs
+from obscale_bayes.progress import get_logger
 from obscale_bayes.spec.spec import ModelSpec, load_spec
+from obscale_bayes.validation import check_positive_int
 
 _FORMAT = "obscale_bayes.fit/1"
-SAMPLERS = ("nutpie", "pymc")
-
-
-def _sample_nutpie(model, draws, tune, chains, seed, target_accept, progress, cores):
-    import nutpie
-
-    compiled = nutpie.compile_pymc_model(model)
-    return nutpie.sample(
-        compiled,
-        draws=draws,
-        tune=tune,
-        chains=chains,
-        seed=seed,
-        cores=cores,
-        target_accept=target_accept,
-        progress_bar=progress,
-    )
-
-
-def _sample_pymc(model, draws, tune, chains, seed, target_accept, progress, cores):
-    import pymc as pm
-
-    with model:
-        return pm.sample(
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            cores=cores,
-            random_seed=seed,
-            nuts_sampler="pymc",
-            target_accept=target_accept,
-            progressbar=progress,
-            compute_convergence_checks=False,
-        )
+log = get_logger(__name__)
 
 
 class CapabilityModel:
@@ -114,38 +84,49 @@ class CapabilityModel:
         seed : int
             Random seed; the same seed gives identical draws.
         sampler : {"nutpie", "pymc"}
-            NUTS implementation.
+            NUTS implementation (:mod:`obscale_bayes.fit.sampling`).
+        target_accept : float
+            NUTS target acceptance rate.
+        progress : bool
+            Log a "fitting ..." line (``obscale_bayes.progress``) and show the sampler's
+            progress bar.
+        cores : int, optional
+            Chains run in parallel (default: ``min(chains, cpu count)``).
         """
         if not isinstance(spec, ModelSpec):
             spec = load_spec(spec)
-        if sampler not in SAMPLERS:
-            raise UsageError(
-                f"--sampler: unknown sampler '{sampler}'; use one of {', '.join(SAMPLERS)}"
-            )
-        for name, v in (("draws", draws), ("tune", tune), ("chains", chains)):
-            if int(v) < 1:
-                raise UsageError(f"--{name} must be a positive integer, got {v}")
+        check_sampler(sampler)
+        draws, tune, chains = (
+            check_positive_int(v, name)
+            for name, v in (("draws", draws), ("tune", tune), ("chains", chains))
+        )
         cores = cores or min(chains, os.cpu_count() or 1)
         inputs = prepare_inputs(data, spec)
         model = build_model(data, spec, inputs=inputs)
         if progress:
-            print(
-                f"fitting '{spec.name}' on {len(inputs.model_ids)} models x "
-                f"{len(inputs.benchmark_ids)} benchmarks ({len(inputs.y)} scores) with {sampler}: "
-                f"{chains} chains x ({tune} tune + {draws} draws)",
-                file=sys.stderr,
+            log.info(
+                "fitting '%s' on %d models x %d benchmarks (%d scores) with %s: "
+                "%d chains x (%d tune + %d draws)",
+                spec.name,
+                len(inputs.model_ids),
+                len(inputs.benchmark_ids),
+                len(inputs.y),
+                sampler,
+                chains,
+                tune,
+                draws,
             )
         t0 = time.perf_counter()
-        run = _sample_nutpie if sampler == "nutpie" else _sample_pymc
-        raw = run(
+        raw = sample(
             model,
-            int(draws),
-            int(tune),
-            int(chains),
-            int(seed),
-            float(target_accept),
-            progress,
-            cores,
+            sampler,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            seed=int(seed),
+            target_accept=float(target_accept),
+            progress=progress,
+            cores=cores,
         )
         seconds = time.perf_counter() - t0
         keep = {k: raw[k].dataset for k in ("posterior", "sample_stats") if k in raw.children}
@@ -176,8 +157,6 @@ class CapabilityModel:
     # ---------------------------------------------------------------- persistence
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the fit as one NetCDF file (atomically: no partial file on failure)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tree = self.idata.copy()
         tree["obscale"] = xr.DataTree(
             xr.Dataset(
@@ -191,16 +170,9 @@ class CapabilityModel:
         )
         tree.attrs["obscale_format"] = _FORMAT
         tree.attrs["obscale_package_version"] = __version__
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            tree.to_netcdf(tmp, engine="h5netcdf")
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return path
+        return atomic_write(
+            path, lambda tmp: tree.to_netcdf(tmp, engine="h5netcdf"), to_path=True, what="the fit"
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> CapabilityModel:
@@ -208,7 +180,8 @@ class CapabilityModel:
         p = Path(path)
         if not p.exists():
             raise FitFileError(
-                f"{p}: no such fit file; create one with 'obscale-bayes fit --out {p}'"
+                f"{p}: no such fit file; create one with CapabilityModel.fit(...).save(path) "
+                "(the 'fit' command on the command line)"
             )
         if p.is_dir():
             raise FitFileError(f"{p}: is a directory, not a fit file (.nc)")

@@ -28,7 +28,9 @@ identical draws, run after run.
 Results come back as a dict ``{job name: JobResult}`` in job order.  A failing job raises
 :class:`FitJobError` naming the job (``on_error="raise"``, the default; jobs not yet started are
 cancelled) or is reported in its :class:`JobResult` (``on_error="collect"``: ``error`` holds the
-one-line message and ``value`` is None).  One line per finished job goes to stderr.
+one-line message and ``value`` is None).  One progress line per finished job goes to the package
+logger (:func:`obscale_bayes.progress.report_progress`; shown once the caller turns it on with
+:func:`obscale_bayes.progress.enable`, as the CLI does).
 
 Post-processing functions run in the worker, so they must be picklable: module-level
 functions or :func:`functools.partial` of them, not lambdas or functions defined in a notebook
@@ -39,7 +41,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
@@ -47,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from obscale_bayes.errors import ObscaleError, UsageError, one_line
+from obscale_bayes.progress import get_logger, report_progress
 
 if TYPE_CHECKING:  # pragma: no cover
     from obscale_bayes.data.tables import BenchmarkData
@@ -55,6 +57,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from obscale_bayes.spec.spec import ModelSpec
 
 ON_ERROR = ("raise", "collect")
+
+log = get_logger(__name__)
 
 
 class FitJobError(ObscaleError):
@@ -188,15 +192,14 @@ def default_workers(n_jobs: int) -> int:
     return max(1, min(n_jobs, n_cpus()))
 
 
-def _progress_line(i: int, n: int, res: JobResult) -> str:
+def _progress_what(res: JobResult) -> str:
     if not res.ok:
-        return f"obscale-bayes: fit {i}/{n} '{res.name}' FAILED: {res.error}"
+        return f"fit '{res.name}' FAILED: {res.error}"
     d = res.diagnostics
     gate = "pass" if d.passed else "FAIL"
     return (
-        f"obscale-bayes: fit {i}/{n} '{res.name}' done in {res.seconds:.1f} s "
-        f"(R-hat {d.max_rhat:.3f}, bulk ESS {d.min_ess_bulk:.0f}, {d.divergences} divergences, "
-        f"gate {gate})"
+        f"fit '{res.name}' done in {res.seconds:.1f} s (R-hat {d.max_rhat:.3f}, bulk ESS "
+        f"{d.min_ess_bulk:.0f}, {d.divergences} divergences, gate {gate})"
     )
 
 
@@ -223,7 +226,7 @@ def run_fits(
     on_error : {"raise", "collect"}
         Raise :class:`FitJobError` on the first failing job, or record failures per job.
     progress : bool
-        Print one line per finished job to stderr.
+        Log one line per finished job (:func:`~obscale_bayes.progress.report_progress`).
     warm_cache : bool
         Compile every distinct model here first (:func:`warm_compile_cache`), so that the draws
         do not depend on which process compiled first.
@@ -242,10 +245,10 @@ def run_fits(
         raise UsageError(f"run_fits: job names must be unique; '{dup[0]}' is used twice")
     if not job_list:
         return {}
+    started = time.monotonic()
     if warm_cache:
         if progress:
-            msg = "obscale-bayes: compiling each model once before dispatching the fits"
-            print(msg, file=sys.stderr, flush=True)
+            log.info("compiling each model once before dispatching the fits")
         warm_compile_cache(job_list)
     own = executor is None
     if own:
@@ -274,7 +277,7 @@ def run_fits(
                 res = JobResult(job.name, None, None, float("nan"), error=msg)
             results[job.name] = res
             if progress:
-                print(_progress_line(i, len(job_list), res), file=sys.stderr, flush=True)
+                report_progress(log, i, len(job_list), _progress_what(res), started)
     finally:
         if own:
             executor.shutdown(wait=True, cancel_futures=True)

@@ -23,6 +23,7 @@ import numpy as np
 from obscale_bayes.errors import UsageError
 from obscale_bayes.forecast.result import Forecast, package_forecast
 from obscale_bayes.model.draws import PosteriorArrays, family_terms
+from obscale_bayes.model.equations import compute_axis_np
 from obscale_bayes.validation import check_ci, check_flops
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ def forecast_compute_draws(
     pa: PosteriorArrays, family: str, flops: float, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Draws of capabilities (S, K), expected scores (S, J) and predictive scores (S, J)."""
-    x = np.log10(check_flops(flops)) - 21.0 - pa.x0
+    x = compute_axis_np(check_flops(flops), pa.x0)
     a, b = family_terms(pa, family, rng)
     theta = a + b * x + pa.residual_sd * rng.standard_normal(a.shape)
     p, y = pa.scores(theta, rng)

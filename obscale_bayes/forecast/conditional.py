@@ -37,11 +37,17 @@ import pandas as pd
 from obscale_bayes.data.tables import BenchmarkData
 from obscale_bayes.errors import DataError
 from obscale_bayes.forecast.result import Forecast, package_forecast
-from obscale_bayes.model.build import x_prior_for_unknown
-from obscale_bayes.model.equations import floored_sigmoid_np, linear_predictor, noise_sd_np
+from obscale_bayes.model.equations import compute_axis_np, expected_score_np, noise_sd_np
+from obscale_bayes.model.inputs import x_prior_for_unknown
 from obscale_bayes.validation import check_ci
 
-__all__ = ["forecast_from_scores", "conditional_forecast", "theta_prior", "sample_conditional"]
+__all__ = [
+    "ConditionalTarget",
+    "conditional_forecast",
+    "forecast_from_scores",
+    "sample_conditional",
+    "theta_prior",
+]
 
 
 def forecast_from_scores(
@@ -67,7 +73,7 @@ def theta_prior(
     x0 = pa.x0
     known_x = np.isfinite(flops_1e21) and flops_1e21 > 0
     if known_x:
-        x = np.log10(flops_1e21) - x0
+        x = compute_axis_np(flops_1e21, x0, per_1e21=True)
     else:
         mu, sd = x_prior_for_unknown(np.array([params_b], dtype=float), fit.spec)
         mx, sx = float(mu[0]), float(sd[0])
@@ -93,8 +99,13 @@ def _diag(v: np.ndarray) -> np.ndarray:
     return out
 
 
-class _Target:
-    """Vectorised log density of the conditional posterior over (S, ..., K) thetas."""
+class ConditionalTarget:
+    """Log density of a new model's capabilities given its scores, per posterior draw.
+
+    Vectorised over thetas ``(S, ..., K)``: the Gaussian prior ``N(mean_s, cov_s)`` of
+    :func:`theta_prior` plus the log-likelihood of the observed scores ``y01`` on benchmarks
+    ``bench_idx`` (indices into the fit's benchmarks), up to a constant.
+    """
 
     def __init__(self, pa, mean, cov, bench_idx, y01):
         self.pa = pa
@@ -110,21 +121,26 @@ class _Target:
         self.nu = pa.logit_misfit[:, bench_idx]
         self.inv_n = pa.inv_n[bench_idx]
 
+    def cell_params(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Expected score and noise sd ``(S, ..., O)`` of the observed cells at ``theta``."""
+        sh = (slice(None),) + (None,) * (theta.ndim - 2)
+        p = expected_score_np(
+            theta[..., None, :], self.alpha[sh], self.lam[sh], self.floor[sh], self.bounded
+        )
+        return p, noise_sd_np(p, self.inv_n, self.tau[sh], self.floor[sh], self.nu[sh])
+
     def __call__(self, theta: np.ndarray) -> np.ndarray:
-        extra = theta.ndim - 2
-        sh = (slice(None),) + (None,) * extra
+        sh = (slice(None),) + (None,) * (theta.ndim - 2)
         d = theta - self.mean[sh]
         lp = -0.5 * np.einsum("s...k,skl,s...l->s...", d, self.prec, d)
         if len(self.j):
-            eta = linear_predictor(theta, self.alpha[sh], self.lam, self.bounded)
-            p = floored_sigmoid_np(eta, self.floor[sh])
-            sd = noise_sd_np(p, self.inv_n, self.tau[sh], self.floor[sh], self.nu[sh])
+            p, sd = self.cell_params(theta)
             lp = lp + np.sum(-0.5 * ((self.y - p) / sd) ** 2 - np.log(sd), axis=-1)
         return lp
 
 
 def _newton_mode(
-    f: _Target, start: np.ndarray, iters: int = 40, h: float = 1e-4
+    f: ConditionalTarget, start: np.ndarray, iters: int = 40, h: float = 1e-4
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mode and negative Hessian of ``f`` per draw by damped Newton with finite differences."""
     th = start.copy()
@@ -179,7 +195,7 @@ def _grad_hess(f, th, h):
 
 
 def sample_conditional(
-    f: _Target, mean: np.ndarray, cov: np.ndarray, rng, n_particles: int
+    f: ConditionalTarget, mean: np.ndarray, cov: np.ndarray, rng, n_particles: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """One draw of theta per posterior draw from ``f`` and the relative IS efficiency per draw."""
     s, k = mean.shape
@@ -228,7 +244,7 @@ def conditional_forecast(fit, new: BenchmarkData, ci: float, seed: int, n_partic
         )
         fam = row.family if isinstance(row.family, str) else None
         mean, cov = theta_prior(fit, fam, float(row.flops_1e21), float(row.params_b))
-        target = _Target(pa, mean, cov, j, y01)
+        target = ConditionalTarget(pa, mean, cov, j, y01)
         theta, ess = sample_conditional(target, mean, cov, rng, n_particles)
         _, y = pa.scores(theta, rng)
         names.append(str(row.model))

@@ -1,7 +1,7 @@
 r"""Post-training interventions: the forecast effect of chain-of-thought, self-consistency, ...
 
-An intervention is a pair of task variants that both enter the fit as outputs of the same
-capabilities: a *treated* variant (e.g. GSM8K with 8-shot chain-of-thought) and a *control*
+An intervention (:mod:`obscale_bayes.forecast.intervention_pairs`) is a pair of task variants
+that both enter the fit as outputs of the same capabilities: a *treated* variant (e.g. GSM8K with 8-shot chain-of-thought) and a *control*
 variant (GSM8K plain 5-shot).  Its effect for a model with capabilities :math:`\theta` is the
 difference of the two expected scores, computed for every posterior draw :math:`s`:
 
@@ -39,7 +39,6 @@ Everything is a function of the posterior draws (NumPy); nothing is refitted.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -47,95 +46,21 @@ import pandas as pd
 
 from obscale_bayes.errors import UsageError
 from obscale_bayes.forecast.conditional import forecast_from_scores
+from obscale_bayes.forecast.intervention_pairs import Intervention, get_intervention
 from obscale_bayes.model.draws import PosteriorArrays, family_terms
-from obscale_bayes.model.equations import logit_np
+from obscale_bayes.model.equations import compute_axis_np, floored_sigmoid_np, logit_np
 from obscale_bayes.validation import check_ci, check_flops
 
 if TYPE_CHECKING:  # pragma: no cover
     from obscale_bayes.fit.fitted import CapabilityModel
 
 __all__ = [
-    "INTERVENTIONS",
-    "Intervention",
     "capability_draws",
+    "effect_from_scores",
     "effect_vs_capability",
     "effect_vs_compute",
-    "effect_from_scores",
-    "get_intervention",
-    "observed_effect",
     "summarize_effect",
 ]
-
-
-@dataclass(frozen=True)
-class Intervention:
-    """A treated and a control variant of one task (benchmark ids of the fit)."""
-
-    name: str
-    treated: str
-    control: str
-    label: str = ""
-
-    @property
-    def benchmarks(self) -> list[str]:
-        """``[control, treated]`` (the ids a fit must contain)."""
-        return [self.control, self.treated]
-
-
-_GSM_PLAIN = "gsm8k_5_exact_match,flexible-extract"
-_GSM_COT = "gsm8k_cot_8_exact_match,flexible-extract"
-_GSM_SC = "gsm8k_cot_self_consistency_8_exact_match,maj@5-flexible-extract"
-_BBH_DIRECT = "bbh_fewshot_overall_3_exact_match,flexible-extract"
-_BBH_COT = "bbh_cot_fewshot_overall_3_exact_match,flexible-extract"
-
-#: The post-training interventions of the shipped tables (the paper's GSM8K columns, and BBH).
-INTERVENTIONS: dict[str, Intervention] = {
-    "gsm8k_cot": Intervention(
-        "gsm8k_cot", _GSM_COT, _GSM_PLAIN, "GSM8K: 8-shot CoT minus plain 5-shot"
-    ),
-    "gsm8k_self_consistency": Intervention(
-        "gsm8k_self_consistency", _GSM_SC, _GSM_COT, "GSM8K: CoT + SC maj@5 minus CoT"
-    ),
-    "gsm8k_cot_sc_vs_plain": Intervention(
-        "gsm8k_cot_sc_vs_plain", _GSM_SC, _GSM_PLAIN, "GSM8K: CoT + SC maj@5 minus plain 5-shot"
-    ),
-    "bbh_cot": Intervention(
-        "bbh_cot", _BBH_COT, _BBH_DIRECT, "BBH overall: 3-shot CoT minus 3-shot direct"
-    ),
-}
-
-
-def get_intervention(
-    intervention: str | Intervention | tuple[str, str], benchmark_ids: Sequence[str]
-) -> Intervention:
-    """Resolve a name from :data:`INTERVENTIONS`, an :class:`Intervention` or a
-    ``(treated, control)`` pair, and check that the fit has both benchmarks."""
-    if isinstance(intervention, str):
-        if intervention not in INTERVENTIONS:
-            raise UsageError(
-                f"intervention: unknown name {intervention!r}; choose from "
-                f"{', '.join(INTERVENTIONS)} or give a (treated, control) pair of benchmark ids"
-            )
-        iv = INTERVENTIONS[intervention]
-    elif isinstance(intervention, Intervention):
-        iv = intervention
-    else:
-        try:
-            treated, control = intervention
-        except (TypeError, ValueError):
-            raise UsageError(
-                "intervention: give a name, an Intervention or a (treated, control) pair"
-            ) from None
-        iv = Intervention(f"{treated} - {control}", str(treated), str(control))
-    if iv.treated == iv.control:
-        raise UsageError(f"intervention {iv.name!r}: treated and control are the same benchmark")
-    missing = [b for b in iv.benchmarks if b not in benchmark_ids]
-    if missing:
-        raise UsageError(
-            f"intervention {iv.name!r}: the fit has no benchmark {missing[0]!r}; fit on data "
-            "that include both variants (e.g. load_shipped(benchmarks=[...]))"
-        )
-    return iv
 
 
 def _pair_scores(
@@ -189,7 +114,8 @@ def _general_score(pa: PosteriorArrays, theta1: np.ndarray, factor: int) -> np.n
     """Expected score on factor ``factor``'s anchor (metric units) for its logit ``theta1``."""
     j = _anchor_index(pa, factor)
     g = pa.floor[:, j].reshape((-1,) + (1,) * (theta1.ndim - 1))
-    p = g + (1.0 - g) / (1.0 + np.exp(-theta1))
+    # an anchor's loading row is the unit vector and its intercept 0: eta is theta1 itself
+    p = floored_sigmoid_np(theta1, g)
     return pa.metric_min[j] + p * (pa.metric_max[j] - pa.metric_min[j])
 
 
@@ -220,7 +146,8 @@ def effect_vs_compute(
     fit : CapabilityModel or PosteriorArrays
         A fit whose outputs include both variants.
     intervention : str, Intervention or (treated, control)
-        A name from :data:`INTERVENTIONS` or the two benchmark ids.
+        A name from :data:`~obscale_bayes.forecast.intervention_pairs.INTERVENTIONS` or the two
+        benchmark ids.
     family : str
         A fitted family, or a new name (its efficiency and slope are drawn from the population).
     flops : sequence of float
@@ -252,7 +179,7 @@ def effect_vs_compute(
         raise UsageError("effect_vs_compute: give at least one FLOPs value")
     rng = np.random.default_rng(seed)
     a, b = family_terms(pa, str(family), rng)  # (S, K): one family draw shared along the path
-    x = np.log10(f) - 21.0 - pa.x0
+    x = compute_axis_np(f, pa.x0)
     theta = a[:, None, :] + b[:, None, :] * x[None, :, None]  # (S, N, K)
     if residual:
         theta = theta + pa.residual_sd[:, None, :] * rng.standard_normal(theta.shape)
@@ -376,37 +303,6 @@ def effect_vs_capability(
         }  # fmt: skip
     )
     return pd.concat([head, out], axis=1).assign(ci=ci)
-
-
-def observed_effect(
-    data, intervention: str | Intervention | tuple[str, str], anchor: str | None = "mmlu"
-) -> pd.DataFrame:
-    """Measured effects: models with both variants scored, ``treated - control``.
-
-    Parameters
-    ----------
-    data : BenchmarkData
-        A table holding both variants.
-    anchor : str, optional
-        Benchmark whose observed score becomes the ``capability`` column (the x of
-        :func:`effect_vs_capability` in the default spec); skipped when absent.
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``model, family, flops_1e21, flops, control, treated, effect`` (+ ``capability``), one
-        row per model with both variants.
-    """
-    iv = get_intervention(intervention, data.benchmark_ids)
-    w = data.wide()
-    both = w[[iv.control, iv.treated]].dropna()
-    m = data.models.set_index("model").loc[both.index, ["family", "flops_1e21"]]
-    out = m.assign(flops=m["flops_1e21"] * 1e21, control=both[iv.control],
-                   treated=both[iv.treated])  # fmt: skip
-    out["effect"] = out["treated"] - out["control"]
-    if anchor is not None and anchor in w.columns:
-        out["capability"] = w.loc[both.index, anchor]
-    return out.reset_index()
 
 
 def effect_from_scores(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-from obscale_bayes.model.equations import floored_sigmoid_np, linear_predictor, noise_sd_np
+from obscale_bayes.model.equations import expected_score_np, noise_sd_np
 
 
 @dataclass(frozen=True)
@@ -40,10 +40,6 @@ class PosteriorArrays:
     x0: float
     bounded: np.ndarray | None = None  # (J,) bool: benchmark on the bounded capability scale
 
-    def eta(self, theta: np.ndarray, sh: tuple) -> np.ndarray:
-        """Linear predictor (S, ..., J) for capabilities ``theta`` (S, ..., K)."""
-        return linear_predictor(theta, self.intercept[sh], self.loading, self.bounded)
-
     @property
     def n_samples(self) -> int:
         return self.loading.shape[0]
@@ -61,9 +57,11 @@ class PosteriorArrays:
 
         ``theta`` has shape (S, ..., K).
         """
-        extra = theta.ndim - 2
-        sh = (slice(None),) + (None,) * extra
-        p = floored_sigmoid_np(self.eta(theta, sh), self.floor[sh])
+        sh = (slice(None),) + (None,) * (theta.ndim - 2)
+        # every benchmark at once: theta (S, ..., 1, K) against loadings (S, 1.., J, K)
+        p = expected_score_np(
+            theta[..., None, :], self.intercept[sh], self.loading[sh], self.floor[sh], self.bounded
+        )
         if rng is None:
             return p, p
         sd = noise_sd_np(p, self.inv_n, self.misfit[sh], self.floor[sh], self.logit_misfit[sh])

@@ -1,21 +1,94 @@
-"""Link functions and the observation noise model, in NumPy (the reference) and PyTensor.
+r"""The model's equations, each written once: NumPy (the reference) beside its PyTensor twin.
 
-Score model for model m on benchmark j (scores rescaled to [0, 1] by the metric range)::
+For model :math:`m`, benchmark :math:`j` and capability :math:`k` (scores rescaled to [0, 1] by
+each benchmark's metric range):
 
-    p_mj = g_j + (1 - g_j) * sigmoid(eta_mj)          (chance floor g_j)
-    sd_mj = sqrt(p~(1 - p~)/n_j + tau_j^2 + (nu_j dp/deta)^2)   (sampling noise + misfit)
+.. math::
 
-The NumPy versions are used for forecasting from posterior draws and as the reference the
-tests check the PyTensor graph against.
+    x_m &= \log_{10}(F_m / 10^{21}) - x_0
+        && \text{compute axis (FLOPs } F\text{; the data store } F/10^{21}) \\
+    u(\theta) &= 10\,(\mathrm{sigmoid}(\theta) - \tfrac12)
+        && \text{bounded capability scale} \\
+    \eta_{mj} &= \alpha_j + \lambda_j \cdot \theta_m
+        \quad(\alpha_j + \lambda_j \cdot u(\theta_m) \text{ where } j \text{ is bounded})
+        && \text{linear predictor} \\
+    p_{mj} &= g_j + (1 - g_j)\,\mathrm{sigmoid}(\eta_{mj})
+        && \text{expected score, chance floor } g_j \\
+    \mathrm{sd}_{mj} &= \sqrt{\tilde p(1 - \tilde p)/n_j + \tau_j^2
+        + \big(\nu_j\,\partial p/\partial\eta\big)^2},
+        \quad \tilde p = \frac{n_j p + 1}{n_j + 2}
+        && \text{sampling noise + misfit} \\
+    y_{mj} &\sim \mathcal D(p_{mj}, \mathrm{sd}_{mj})
+        && \text{normal, or Student-}t_\nu
+
+The misfit switch (``structure.misfit_scale``) decides which misfit is estimated: ``"score"``
+estimates :math:`\tau_j` and fixes :math:`\nu_j = 0`; ``"logit"`` estimates :math:`\nu_j` and
+fixes :math:`\tau_j` at ``misfit_floor``.  Anchors are fixed either way (:math:`\tau_j` =
+``anchor_misfit``, :math:`\nu_j = 0`); see :func:`misfits_np`.
+
+The PyTensor functions (``*_pt``) build the PyMC graph of :mod:`obscale_bayes.model.build`; the
+NumPy ones (``*_np``) compute forecasts, checks and simulations from posterior draws.  The
+compute axis has no PyTensor twin: the graph receives it as data (and the latent FLOPs are
+sampled on the axis itself).  ``tests/test_equations_agreement.py`` checks every NumPy consumer
+against the graph.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pymc as pm
 import pytensor.tensor as pt
 from numpy.typing import ArrayLike
+from scipy import stats
+
+__all__ = [
+    "BOUNDED_SCALE",
+    "LOG10_FLOPS_UNIT",
+    "bounded_np",
+    "bounded_pt",
+    "compute_axis_np",
+    "expected_score_np",
+    "expected_score_pt",
+    "floored_sigmoid_np",
+    "floored_sigmoid_pt",
+    "flops_from_axis",
+    "free_misfit_name",
+    "inv_items",
+    "linear_predictor_np",
+    "linear_predictor_pt",
+    "logit_np",
+    "misfits_np",
+    "misfits_pt",
+    "noise_sd_np",
+    "noise_sd_pt",
+    "observation_dist",
+    "observation_logpdf_np",
+    "observation_pm",
+    "sigmoid_np",
+]
 
 
+# ---------------------------------------------------------------- compute axis
+#: The data store training compute as ``flops_1e21`` (units of 1e21 FLOPs): log10 of that unit.
+LOG10_FLOPS_UNIT = 21.0
+
+
+def compute_axis_np(flops: ArrayLike, x0: float, *, per_1e21: bool = False) -> np.ndarray:
+    r"""Centred compute axis :math:`x = \log_{10}(F / 10^{21}) - x_0`.
+
+    ``flops`` in FLOPs (e.g. ``1e24``), or with ``per_1e21`` in units of 1e21 FLOPs (the data's
+    ``flops_1e21`` column).
+    """
+    lg = np.log10(np.asarray(flops, dtype=float))
+    return (lg if per_1e21 else lg - LOG10_FLOPS_UNIT) - x0
+
+
+def flops_from_axis(x: ArrayLike, x0: float) -> np.ndarray:
+    """Training FLOPs at compute-axis values ``x``: the inverse of :func:`compute_axis_np`."""
+    return 10.0 ** (np.asarray(x, dtype=float) + x0 + LOG10_FLOPS_UNIT)
+
+
+# ---------------------------------------------------------------- links
 def sigmoid_np(eta: ArrayLike) -> np.ndarray:
     """Numerically stable logistic function ``1 / (1 + exp(-eta))``."""
     eta = np.asarray(eta, dtype=float)
@@ -25,6 +98,12 @@ def sigmoid_np(eta: ArrayLike) -> np.ndarray:
     ez = np.exp(eta[~pos])
     out[~pos] = ez / (1.0 + ez)
     return out
+
+
+def logit_np(p: ArrayLike) -> np.ndarray:
+    """Inverse of :func:`sigmoid_np`."""
+    p = np.asarray(p, dtype=float)
+    return np.log(p) - np.log1p(-p)
 
 
 #: Half-width of the bounded capability scale of downstream tasks (see :func:`bounded_np`).
@@ -41,7 +120,7 @@ def bounded_np(theta: ArrayLike) -> np.ndarray:
 
 
 def bounded_pt(theta):
-    """PyTensor version of :func:`bounded_np`."""
+    """PyTensor twin of :func:`bounded_np`."""
     return BOUNDED_SCALE * (pt.sigmoid(theta) - 0.5)
 
 
@@ -51,12 +130,52 @@ def floored_sigmoid_np(eta: ArrayLike, floor: ArrayLike) -> np.ndarray:
     return floor + (1.0 - floor) * sigmoid_np(eta)
 
 
-def logit_np(p: ArrayLike) -> np.ndarray:
-    """Inverse of :func:`sigmoid_np`."""
-    p = np.asarray(p, dtype=float)
-    return np.log(p) - np.log1p(-p)
+def floored_sigmoid_pt(eta, floor):
+    """PyTensor twin of :func:`floored_sigmoid_np`."""
+    return floor + (1.0 - floor) * pt.sigmoid(eta)
 
 
+# ---------------------------------------------------------------- linear predictor
+def linear_predictor_np(
+    theta: ArrayLike, intercept: ArrayLike, loading: ArrayLike, bounded: ArrayLike | None = None
+) -> np.ndarray:
+    r"""``eta = alpha + lambda . theta``, with ``theta -> u(theta)`` where ``bounded``.
+
+    Elementwise over the leading axes, which broadcast: ``theta`` and ``loading`` are
+    ``(..., K)``, ``intercept`` and ``bounded`` (bool, or None for no bounded benchmark) are
+    ``(...)``.  For every benchmark at once pass ``theta[..., None, :]`` against loadings
+    ``(..., J, K)``.
+    """
+    theta = np.asarray(theta, dtype=float)
+    if bounded is not None and np.any(bounded):
+        theta = np.where(np.asarray(bounded, dtype=bool)[..., None], bounded_np(theta), theta)
+    return intercept + np.einsum("...k,...k->...", theta, loading)
+
+
+def linear_predictor_pt(theta, intercept, loading, bounded: np.ndarray | None = None):
+    """PyTensor twin of :func:`linear_predictor_np` (``bounded`` is a NumPy bool array)."""
+    if bounded is not None and np.any(bounded):
+        theta = pt.where(np.asarray(bounded, dtype=bool)[..., None], bounded_pt(theta), theta)
+    return intercept + (loading * theta).sum(axis=-1)
+
+
+def expected_score_np(
+    theta: ArrayLike,
+    intercept: ArrayLike,
+    loading: ArrayLike,
+    floor: ArrayLike,
+    bounded: ArrayLike | None = None,
+) -> np.ndarray:
+    """Expected score ``p = g + (1 - g) sigmoid(eta)`` (shapes as :func:`linear_predictor_np`)."""
+    return floored_sigmoid_np(linear_predictor_np(theta, intercept, loading, bounded), floor)
+
+
+def expected_score_pt(theta, intercept, loading, floor, bounded: np.ndarray | None = None):
+    """PyTensor twin of :func:`expected_score_np`."""
+    return floored_sigmoid_pt(linear_predictor_pt(theta, intercept, loading, bounded), floor)
+
+
+# ---------------------------------------------------------------- noise and misfit
 def noise_sd_np(
     p: ArrayLike,
     inv_n: ArrayLike,
@@ -85,13 +204,8 @@ def noise_sd_np(
     return np.sqrt(var + (np.asarray(logit_misfit, dtype=float) * slope) ** 2)
 
 
-def floored_sigmoid_pt(eta, floor):
-    """PyTensor version of :func:`floored_sigmoid_np`."""
-    return floor + (1.0 - floor) * pt.sigmoid(eta)
-
-
 def noise_sd_pt(p, inv_n, misfit, floor=0.0, logit_misfit=0.0):
-    """PyTensor version of :func:`noise_sd_np`; ``inv_n`` is 1/n_items."""
+    """PyTensor twin of :func:`noise_sd_np`; ``inv_n`` is 1/n_items."""
     p_s = (p + inv_n) / (1.0 + 2.0 * inv_n)
     slope = pt.maximum(p - floor, 0.0) * (1.0 - p) / (1.0 - floor)
     return pt.sqrt(p_s * (1.0 - p_s) * inv_n + misfit**2 + (logit_misfit * slope) ** 2)
@@ -104,14 +218,67 @@ def inv_items(n_items: ArrayLike, default_n: float) -> np.ndarray:
     return 1.0 / n
 
 
-def linear_predictor(
-    theta: np.ndarray, intercept: np.ndarray, loading: np.ndarray, bounded: np.ndarray | None
-) -> np.ndarray:
-    """``eta_j = alpha_j + lambda_j . theta`` per draw, or ``lambda_j . bounded(theta)`` where
-    ``bounded[j]``: theta (S, ..., K), intercept broadcastable to (S, ..., J), loading (S, J, K).
+def free_misfit_name(misfit_scale: str) -> str:
+    """The misfit the spec estimates: ``"misfit"`` (score scale) or ``"logit_misfit"``."""
+    return "misfit" if misfit_scale == "score" else "logit_misfit"
+
+
+def misfits_np(
+    structure: dict,
+    free_value: ArrayLike,
+    free_idx: ArrayLike,
+    anchor_idx: ArrayLike,
+    n_bench: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Score-scale and logit-scale misfits ``(tau, nu)``, each ``(..., n_bench)``.
+
+    ``free_value`` ``(..., len(free_idx))`` is the estimated misfit of the non-anchor benchmarks
+    ``free_idx`` (:func:`free_misfit_name` says which); everything else is fixed by the spec
+    (``structure``): the anchors' ``tau`` is ``anchor_misfit`` and their ``nu`` 0; with
+    ``misfit_scale = "score"`` ``nu`` is 0 everywhere, with ``"logit"`` the free benchmarks'
+    ``tau`` is ``misfit_floor``.  A NaN ``free_value`` marks the estimated entries.
     """
-    eta = intercept + np.einsum("s...k,sjk->s...j", theta, loading)
-    if bounded is not None and bounded.any():
-        eta_b = intercept + np.einsum("s...k,sjk->s...j", bounded_np(theta), loading)
-        eta = np.where(bounded, eta_b, eta)
-    return eta
+    free_value = np.asarray(free_value, dtype=float)
+    shape = free_value.shape[:-1] + (int(n_bench),)
+    tau, nu = np.zeros(shape), np.zeros(shape)
+    if structure["misfit_scale"] == "score":
+        tau[..., free_idx] = free_value
+    else:
+        nu[..., free_idx] = free_value
+        tau[..., free_idx] = structure["misfit_floor"]
+    tau[..., anchor_idx] = structure["anchor_misfit"]
+    return tau, nu
+
+
+def misfits_pt(structure: dict, free_value, free_idx, anchor_idx, n_bench: int):
+    """PyTensor twin of :func:`misfits_np` (for one vector of benchmarks)."""
+    zeros = pt.zeros(int(n_bench))
+    if structure["misfit_scale"] == "score":
+        tau, nu = pt.set_subtensor(zeros[free_idx], free_value), zeros
+    else:
+        nu = pt.set_subtensor(zeros[free_idx], free_value)
+        tau = pt.set_subtensor(zeros[free_idx], structure["misfit_floor"])
+    tau = pt.set_subtensor(tau[anchor_idx], structure["anchor_misfit"])
+    return tau, nu
+
+
+# ---------------------------------------------------------------- likelihood
+def observation_dist(structure: dict):
+    """The standardised observation distribution: ``scipy.stats`` normal, or Student-t(nu)."""
+    if structure["likelihood"] == "student_t":
+        return stats.t(df=float(structure["student_t_nu"]))
+    return stats.norm()
+
+
+def observation_logpdf_np(y: ArrayLike, p: ArrayLike, sd: ArrayLike, structure: dict) -> np.ndarray:
+    """Log density of scores ``y`` given expected scores ``p`` and noise sd ``sd``."""
+    sd = np.asarray(sd, dtype=float)
+    z = (np.asarray(y, dtype=float) - p) / sd
+    return observation_dist(structure).logpdf(z) - np.log(sd)
+
+
+def observation_pm(name: str, p, sd, structure: dict, **kwargs):
+    """PyMC twin of :func:`observation_logpdf_np`: the likelihood ``name`` of the graph."""
+    if structure["likelihood"] == "student_t":
+        return pm.StudentT(name, nu=structure["student_t_nu"], mu=p, sigma=sd, **kwargs)
+    return pm.Normal(name, mu=p, sigma=sd, **kwargs)

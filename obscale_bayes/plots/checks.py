@@ -26,6 +26,7 @@ from scipy import stats
 from obscale_bayes.checks.comparison import PARETO_K_BAD, loo_by_model
 from obscale_bayes.checks.ppc import loo_pit_values, pit_values, posterior_predictive
 from obscale_bayes.errors import UsageError
+from obscale_bayes.plots.common import pick
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -46,16 +47,6 @@ def _grid(n: int, ncols: int, w: float = 3.2, h: float = 2.5) -> tuple[Figure, l
     for ax in axes[n:]:
         ax.set_visible(False)
     return fig, axes[:n]
-
-
-def _benchmarks(fit: CapabilityModel, benchmarks: Sequence[str] | None) -> list[str]:
-    have = fit.inputs.benchmark_ids
-    if benchmarks is None:
-        return list(have)
-    bad = [b for b in benchmarks if b not in have]
-    if bad:
-        raise UsageError(f"benchmarks: unknown {bad}; the fit has {have}")
-    return list(benchmarks)
 
 
 def plot_ppc(
@@ -80,7 +71,7 @@ def plot_ppc(
         rep.sizes["sample"], size=min(int(n_draws), rep.sizes["sample"]), replace=False
     )
     r = rep.to_numpy()[pick]
-    names = _benchmarks(fit, benchmarks)
+    names = pick(benchmarks, list(fit.inputs.benchmark_ids), "benchmark")
     fig, axes = _grid(len(names), ncols)
     for ax, b in zip(axes, names, strict=True):
         sel = bench == b
@@ -145,7 +136,7 @@ def plot_pit(
     vals = loo_pit_values(fit) if kind == "loo" else pit_values(fit)
     bench = vals["obs_benchmark"].to_numpy().astype(str)
     u = vals.to_numpy()
-    names = _benchmarks(fit, benchmarks)
+    names = pick(benchmarks, list(fit.inputs.benchmark_ids), "benchmark")
     fig, axes = _grid(len(names) + 1, ncols, w=2.8, h=2.4)
     label = "LOO-PIT" if kind == "loo" else "PIT"
     _ecdf_diff(axes[0], u, f"all cells ({label})", color="black")

@@ -1,8 +1,8 @@
 """Backtest figures for notebooks: held-out forecasts along compute, and calibration curves.
 
-Both take the per-cell frame of :func:`obscale_bayes.backtest.run_case` (one row per method x
-held-out model, with ``analysis, method, model, y, mean, median, lower{L}, upper{L},
-covered{L}``; several cases' frames may be concatenated).
+Both take the per-cell frame of :func:`obscale_bayes.evaluation.backtest.run_backtests` (one row
+per case x method x held-out model, with ``analysis, method, model, y, mean, median, lower{L},
+upper{L}, covered{L}``).
 
 * :func:`plot_holdout` -- per case: the training models' observed target, the held-out models'
   actual values and the Bayesian forecasts (median and 90% interval) against log10 training FLOPs
@@ -26,22 +26,23 @@ import pandas as pd
 
 from obscale_bayes.errors import UsageError
 from obscale_bayes.evaluation.metrics import LEVELS
-from obscale_bayes.plots.scaling import save_figure
+from obscale_bayes.model.equations import LOG10_FLOPS_UNIT
+from obscale_bayes.plots.common import save_figure
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-    from obscale_bayes.evaluation.backtest import BacktestCase
+    from obscale_bayes.evaluation.cases import BacktestCase
 
 __all__ = ["case_x", "coverage_table", "plot_calibration", "plot_holdout"]
 
 
 def _need(cells: pd.DataFrame, cols: Sequence[str], what: str) -> None:
     if not isinstance(cells, pd.DataFrame) or cells.empty:
-        raise UsageError(f"{what}: cells must be a non-empty frame from backtest.run_case")
+        raise UsageError(f"{what}: cells must be a non-empty frame from run_backtests")
     missing = [c for c in cols if c not in cells.columns]
     if missing:
-        raise UsageError(f"{what}: cells lack column(s) {missing}; pass run_case's cells frame")
+        raise UsageError(f"{what}: cells lack column(s) {missing}; pass run_backtests' cells")
 
 
 def coverage_table(
@@ -129,7 +130,7 @@ def case_x(case: BacktestCase) -> tuple[pd.Series, str]:
     """
     flops = pd.to_numeric(case.models["flops_1e21"], errors="coerce")
     if flops.notna().all() and (flops > 0).all():
-        return np.log10(flops) + 21.0, "log10 training FLOPs"
+        return np.log10(flops) + LOG10_FLOPS_UNIT, "log10 training FLOPs"
     return case.models[list(case.inputs)].mean(axis=1), "mean score on the input benchmarks"
 
 

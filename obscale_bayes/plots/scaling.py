@@ -7,69 +7,36 @@ predictive median (solid inside the family's observed compute range, dashed wher
 extrapolates) and a shaded central interval.  A family the fit has never seen gets the
 population forecast over a default compute range, dashed throughout.
 
-The figure is built with :class:`matplotlib.figure.Figure` directly (Agg canvas), so it never
-touches pyplot's global state or needs a display; in a notebook the returned figure renders
-inline.
+The figure is built with :class:`matplotlib.figure.Figure` directly (see
+:mod:`obscale_bayes.plots.common`); in a notebook the returned figure renders inline.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from obscale_bayes.errors import UsageError
 from obscale_bayes.forecast.compute import forecast_compute
+from obscale_bayes.model.equations import flops_from_axis
+from obscale_bayes.plots.common import figure_format, save_figure
 from obscale_bayes.validation import check_ci, check_flops
 
 if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
     from obscale_bayes.fit.fitted import CapabilityModel
 
-__all__ = ["plot_scaling", "save_figure", "FIGURE_FORMATS"]
+__all__ = ["plot_scaling"]
 
-#: File types :func:`save_figure` writes (by the path's extension).
-FIGURE_FORMATS = ("png", "pdf", "svg", "jpg", "jpeg")
 _N_GRID = 30
-
-
-def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 150) -> Path:
-    """Write ``fig`` atomically (temporary file + rename); the format follows the extension.
-
-    Raises
-    ------
-    UsageError
-        Unsupported extension, or the file cannot be written (one line, nothing left behind).
-    """
-    p = Path(path)
-    ext = p.suffix.lower().lstrip(".")
-    if ext not in FIGURE_FORMATS:
-        raise UsageError(
-            f"{p}: unsupported figure type '{p.suffix or '(none)'}'; "
-            f"use one of {', '.join('.' + f for f in FIGURE_FORMATS)}"
-        )
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    except OSError as e:
-        raise UsageError(f"{p}: cannot write the figure ({e.strerror}); check the path") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="jpeg" if ext == "jpg" else ext, dpi=dpi)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, p)
-    except OSError as e:
-        raise UsageError(f"{p}: cannot write the figure ({e.strerror}); check the path") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return p
 
 
 def _family_models(fit: CapabilityModel, family: str) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -90,7 +57,7 @@ def _family_models(fit: CapabilityModel, family: str) -> tuple[list[str], np.nda
             }
             for i in np.flatnonzero(latent):
                 if ids[i] in have:
-                    flops[i] = 10.0 ** (have[ids[i]] + x0 + 21.0)
+                    flops[i] = flops_from_axis(have[ids[i]], x0)
     return ids, flops, latent
 
 
@@ -159,42 +126,19 @@ def plot_scaling(
     matplotlib.figure.Figure
     """
     from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
 
     ci = check_ci(ci)
-    fams = [families] if isinstance(families, str) else list(dict.fromkeys(families))
-    fams = [str(f).strip() for f in fams]
-    if not fams or not all(fams):
-        raise UsageError("plot_scaling: give at least one non-empty family name")
-    bench_ids = list(fit.benchmark_ids)
-    if benchmarks is None:
-        benches = bench_ids
-    else:
-        benches = [benchmarks] if isinstance(benchmarks, str) else list(benchmarks)
-        unknown = [b for b in benches if b not in bench_ids]
-        if unknown or not benches:
-            raise UsageError(
-                f"plot_scaling: unknown benchmark(s) {unknown}; the fit has {bench_ids}"
-            )
+    fams, benches = _families(families), _benchmarks(fit, benchmarks)
     fixed = _check_range(flops_range) if flops_range is not None else None
     marks: dict[str, list[float]] = {}
     for fam, fl in targets or []:
         marks.setdefault(str(fam).strip(), []).append(check_flops(fl))
     if path is not None:  # fail on a bad extension before any work
-        ext = Path(path).suffix.lower().lstrip(".")
-        if ext not in FIGURE_FORMATS:
-            raise UsageError(
-                f"{path}: unsupported figure type '{Path(path).suffix or '(none)'}'; "
-                f"use one of {', '.join('.' + f for f in FIGURE_FORMATS)}"
-            )
+        figure_format(path)
 
-    meta = fit.data.benchmarks.set_index("benchmark")
     wide = fit.data.wide()
-    known = set(fit.family_ids)
-    default_lo, default_hi = _default_range(fit)
+    default = _default_range(fit)
     colors = [f"C{i % 10}" for i in range(len(fams))]
-
     ncols = min(4, len(benches))
     nrows = math.ceil(len(benches) / ncols)
     fig = Figure(figsize=(3.6 * ncols, 3.0 * nrows + 0.9), layout="constrained")
@@ -202,138 +146,172 @@ def plot_scaling(
     for ax in axes[len(benches) :]:
         ax.set_visible(False)
 
-    any_hollow = any_floor = False
+    any_hollow = False
     for fam, color in zip(fams, colors, strict=True):
-        ids, obs_flops, latent = _family_models(fit, fam)
-        seen = obs_flops[np.isfinite(obs_flops)]
-        if fixed is not None:
-            lo, hi = fixed
-        elif len(seen):
-            lo, hi = seen.min() / 10.0, seen.max() * 10.0
-        else:
-            lo, hi = default_lo, default_hi
-        for fl in marks.get(fam, []):
-            lo, hi = min(lo, fl), max(hi, fl)
-        grid = np.logspace(math.log10(lo), math.log10(hi), n_grid)
-        fc = forecast_compute(fit, [(fam, float(f)) for f in grid], ci=ci, seed=seed)
-        q = {
-            k: fc.table.pivot(index="model", columns="benchmark", values=k).loc[
-                list(dict.fromkeys(fc.table["model"]))
-            ]
-            for k in ("median", "lower", "upper")
-        }
-        if fam in known and len(seen):
-            inside = (grid >= seen.min() * (1 - 1e-9)) & (grid <= seen.max() * (1 + 1e-9))
-        else:
-            inside = np.zeros_like(grid, dtype=bool)
-        tfc = None
-        if marks.get(fam):
-            tfc = forecast_compute(fit, [(fam, f) for f in marks[fam]], ci=ci, seed=seed).table
+        curve = _family_curve(fit, fam, fixed, default, marks, ci, seed, n_grid)
         for b, ax in zip(benches, axes, strict=False):
-            med = q["median"][b].to_numpy()
-            ax.fill_between(
-                grid,
-                q["lower"][b].to_numpy(),
-                q["upper"][b].to_numpy(),
-                color=color,
-                alpha=0.18,
-                lw=0,
-            )
-            ax.plot(grid, med, color=color, ls="--", lw=1.4)
-            if inside.any():
-                idx = np.flatnonzero(inside)
-                ax.plot(
-                    grid[idx[0] : idx[-1] + 1],
-                    med[idx[0] : idx[-1] + 1],
-                    color=color,
-                    ls="-",
-                    lw=1.8,
-                )
-            if ids:
-                y = wide.loc[ids, b].to_numpy(dtype=float)
-                ok = np.isfinite(y) & np.isfinite(obs_flops)
-                solid = ok & ~latent
-                hollow = ok & latent
-                any_hollow = any_hollow or bool(hollow.any())
-                ax.scatter(
-                    obs_flops[solid],
-                    y[solid],
-                    color=color,
-                    s=22,
-                    zorder=3,
-                    edgecolor="white",
-                    lw=0.5,
-                )
-                ax.scatter(
-                    obs_flops[hollow], y[hollow], facecolor="none", edgecolor=color, s=22, zorder=3
-                )
-            if tfc is not None:
-                t = tfc[tfc["benchmark"] == b]
-                ax.errorbar(
-                    t["flops"],
-                    t["median"],
-                    yerr=[t["median"] - t["lower"], t["upper"] - t["median"]],
-                    fmt="D",
-                    color=color,
-                    ms=5,
-                    capsize=3,
-                    mec="black",
-                    mew=0.6,
-                    zorder=4,
-                )
-
+            any_hollow |= _draw_curve(ax, curve, b, wide, color)
+    meta = fit.data.benchmarks.set_index("benchmark")
+    any_floor = False
     for b, ax in zip(benches, axes, strict=False):
-        r = meta.loc[b]
-        ax.set_xscale("log")
-        ax.set_ylim(float(r["metric_min"]), float(r["metric_max"]))
-        floor = float(r["floor"])
-        if math.isfinite(floor) and floor > float(r["metric_min"]):
-            ax.axhline(floor, color="0.5", lw=0.8, ls=":")
-            any_floor = True
-        ax.set_title(str(r["display_name"]), fontsize=11)
-        ax.grid(True, which="major", color="0.9", lw=0.6)
-        unit = str(r["unit"])
-        ax.set_ylabel("score" if unit in ("fraction", "nan") else f"score ({unit})", fontsize=9)
-        ax.tick_params(labelsize=8)
+        any_floor |= _style_panel(ax, meta.loc[b])
     for ax in axes[max(0, len(benches) - ncols) : len(benches)]:
         ax.set_xlabel("training FLOPs", fontsize=9)
         ax.tick_params(labelbottom=True)
+    known = set(fit.family_ids)
+    labels = [f if f in known else f"{f} (new family: population forecast)" for f in fams]
+    _legend(fig, labels, colors, ci, any_hollow, any_floor, bool(marks))
+    fig.suptitle("Posterior predictive scaling curves (points: observed models)", fontsize=12)
+    if path is not None:
+        save_figure(fig, path)
+    return fig
 
-    handles = []
-    for fam, color in zip(fams, colors, strict=True):
-        label = fam if fam in known else f"{fam} (new family: population forecast)"
-        handles.append(Line2D([], [], color=color, marker="o", ms=5, lw=1.8, label=label))
+
+def _families(families: str | Sequence[str]) -> list[str]:
+    fams = [families] if isinstance(families, str) else list(dict.fromkeys(families))
+    fams = [str(f).strip() for f in fams]
+    if not fams or not all(fams):
+        raise UsageError("families: give at least one non-empty family name")
+    return fams
+
+
+def _benchmarks(fit: CapabilityModel, benchmarks: str | Sequence[str] | None) -> list[str]:
+    bench_ids = list(fit.benchmark_ids)
+    if benchmarks is None:
+        return bench_ids
+    benches = [benchmarks] if isinstance(benchmarks, str) else list(benchmarks)
+    unknown = [b for b in benches if b not in bench_ids]
+    if unknown or not benches:
+        raise UsageError(f"benchmarks: unknown benchmark(s) {unknown}; the fit has {bench_ids}")
+    return benches
+
+
+@dataclass
+class _Curve:
+    """One family's predictive curve and observed models, ready to draw in every panel."""
+
+    grid: np.ndarray  # FLOPs
+    q: dict[str, pd.DataFrame]  # "median"/"lower"/"upper": (grid point, benchmark)
+    inside: np.ndarray  # grid points inside the family's observed compute range
+    targets: pd.DataFrame | None  # forecast table of the family's marked targets
+    ids: list[str]  # the family's models in the fit
+    flops: np.ndarray  # their FLOPs (posterior median where latent)
+    latent: np.ndarray  # FLOPs unknown
+
+
+def _family_curve(
+    fit: CapabilityModel,
+    fam: str,
+    fixed: tuple[float, float] | None,
+    default: tuple[float, float],
+    marks: dict[str, list[float]],
+    ci: float,
+    seed: int,
+    n_grid: int,
+) -> _Curve:
+    """Forecast ``fam`` along a FLOPs grid: over ``fixed`` when given, else from a tenth of the
+    family's smallest observed model to 10x its largest, else over ``default``; widened to cover
+    the family's targets."""
+    ids, obs_flops, latent = _family_models(fit, fam)
+    seen = obs_flops[np.isfinite(obs_flops)]
+    if fixed is not None:
+        lo, hi = fixed
+    elif len(seen):
+        lo, hi = seen.min() / 10.0, seen.max() * 10.0
+    else:
+        lo, hi = default
+    for fl in marks.get(fam, []):
+        lo, hi = min(lo, fl), max(hi, fl)
+    grid = np.logspace(math.log10(lo), math.log10(hi), n_grid)
+    fc = forecast_compute(fit, [(fam, float(f)) for f in grid], ci=ci, seed=seed)
+    q = {
+        k: fc.table.pivot(index="model", columns="benchmark", values=k).loc[
+            list(dict.fromkeys(fc.table["model"]))
+        ]
+        for k in ("median", "lower", "upper")
+    }
+    if fam in set(fit.family_ids) and len(seen):
+        inside = (grid >= seen.min() * (1 - 1e-9)) & (grid <= seen.max() * (1 + 1e-9))
+    else:
+        inside = np.zeros_like(grid, dtype=bool)
+    tfc = None
+    if marks.get(fam):
+        tfc = forecast_compute(fit, [(fam, f) for f in marks[fam]], ci=ci, seed=seed).table
+    return _Curve(grid, q, inside, tfc, ids, obs_flops, latent)
+
+
+def _draw_curve(ax: Axes, c: _Curve, b: str, wide: pd.DataFrame, color: str) -> bool:
+    """Band, median (solid inside the observed range, dashed elsewhere), observed models and
+    targets of one family on benchmark ``b``; True when a model was drawn hollow."""
+    med = c.q["median"][b].to_numpy()
+    lower, upper = c.q["lower"][b].to_numpy(), c.q["upper"][b].to_numpy()
+    ax.fill_between(c.grid, lower, upper, color=color, alpha=0.18, lw=0)
+    ax.plot(c.grid, med, color=color, ls="--", lw=1.4)
+    if c.inside.any():
+        idx = np.flatnonzero(c.inside)
+        sl = slice(idx[0], idx[-1] + 1)
+        ax.plot(c.grid[sl], med[sl], color=color, ls="-", lw=1.8)
+    any_hollow = False
+    if c.ids:
+        y = wide.loc[c.ids, b].to_numpy(dtype=float)
+        ok = np.isfinite(y) & np.isfinite(c.flops)
+        solid, hollow = ok & ~c.latent, ok & c.latent
+        any_hollow = bool(hollow.any())
+        ax.scatter(c.flops[solid], y[solid], color=color, s=22, zorder=3, edgecolor="white",
+                   lw=0.5)  # fmt: skip
+        ax.scatter(c.flops[hollow], y[hollow], facecolor="none", edgecolor=color, s=22, zorder=3)
+    if c.targets is not None:
+        t = c.targets[c.targets["benchmark"] == b]
+        ax.errorbar(t["flops"], t["median"], yerr=[t["median"] - t["lower"], t["upper"] - t["median"]],
+                    fmt="D", color=color, ms=5, capsize=3, mec="black", mew=0.6, zorder=4)  # fmt: skip
+    return any_hollow
+
+
+def _style_panel(ax: Axes, r: pd.Series) -> bool:
+    """Axes of one benchmark's panel (``r``: its metadata row); True when a chance floor is
+    drawn."""
+    ax.set_xscale("log")
+    ax.set_ylim(float(r["metric_min"]), float(r["metric_max"]))
+    floor = float(r["floor"])
+    has_floor = math.isfinite(floor) and floor > float(r["metric_min"])
+    if has_floor:
+        ax.axhline(floor, color="0.5", lw=0.8, ls=":")
+    ax.set_title(str(r["display_name"]), fontsize=11)
+    ax.grid(True, which="major", color="0.9", lw=0.6)
+    unit = str(r["unit"])
+    ax.set_ylabel("score" if unit in ("fraction", "nan") else f"score ({unit})", fontsize=9)
+    ax.tick_params(labelsize=8)
+    return has_floor
+
+
+def _legend(
+    fig: Figure,
+    labels: list[str],
+    colors: list[str],
+    ci: float,
+    any_hollow: bool,
+    any_floor: bool,
+    any_target: bool,
+) -> None:
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = [
+        Line2D([], [], color=color, marker="o", ms=5, lw=1.8, label=label)
+        for label, color in zip(labels, colors, strict=True)
+    ]
     handles += [
         Patch(facecolor="0.6", alpha=0.35, label=f"{round(ci * 100, 1):g}% predictive interval"),
         Line2D([], [], color="0.3", lw=1.8, label="median (observed compute range)"),
         Line2D([], [], color="0.3", lw=1.4, ls="--", label="median (extrapolation)"),
     ]
     if any_hollow:
-        handles.append(
-            Line2D(
-                [],
-                [],
-                color="0.3",
-                marker="o",
-                ls="none",
-                mfc="none",
-                label="FLOPs unknown (at posterior median)",
-            )
-        )
+        handles.append(Line2D([], [], color="0.3", marker="o", ls="none", mfc="none",
+                              label="FLOPs unknown (at posterior median)"))  # fmt: skip
     if any_floor:
         handles.append(Line2D([], [], color="0.5", lw=0.8, ls=":", label="chance floor"))
-    if marks:
-        handles.append(
-            Line2D([], [], color="0.3", marker="D", ls="none", mec="black", label="forecast target")
-        )
-    fig.legend(
-        handles=handles,
-        loc="outside lower center",
-        ncol=min(4, len(handles)),
-        fontsize=8,
-        frameon=False,
-    )
-    fig.suptitle("Posterior predictive scaling curves (points: observed models)", fontsize=12)
-    if path is not None:
-        save_figure(fig, path)
-    return fig
+    if any_target:
+        handles.append(Line2D([], [], color="0.3", marker="D", ls="none", mec="black",
+                              label="forecast target"))  # fmt: skip
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(4, len(handles)), fontsize=8,
+               frameon=False)  # fmt: skip

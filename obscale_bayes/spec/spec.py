@@ -30,17 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from obscale_bayes.errors import SpecError
-
-#: Parameters each supported prior family takes, and which must be strictly positive.
-DISTRIBUTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "normal": (("mu", "sigma"), ("sigma",)),
-    "halfnormal": (("sigma",), ("sigma",)),
-    "exponential": (("lam",), ("lam",)),
-    "lognormal": (("mu", "sigma"), ("sigma",)),
-    "beta": (("alpha", "beta"), ("alpha", "beta")),
-    "uniform": (("lower", "upper"), ()),
-    "gamma": (("alpha", "beta"), ("alpha", "beta")),
-}
+from obscale_bayes.spec.priors import PRIOR_FAMILIES, Prior, parse_prior
 
 #: Structural options with their defaults (see README "The model" for what each means).
 DEFAULT_STRUCTURE: dict[str, Any] = {
@@ -78,7 +68,7 @@ DEFAULT_STRUCTURE: dict[str, Any] = {
     "bounded_groups": [],
 }
 
-#: Prior of every parameter, as ``{dist = ..., <params>}``.
+#: Prior of every parameter, as ``{dist = ..., <params>}`` (typed by :mod:`obscale_bayes.spec.priors`).
 DEFAULT_PRIORS: dict[str, dict[str, Any]] = {
     # eta_j = alpha_j + lambda_j . theta  (non-anchor benchmarks)
     "intercept": {"dist": "normal", "mu": 0.0, "sigma": 2.0},
@@ -118,8 +108,9 @@ class ModelSpec:
         Identification of the variant.
     structure : dict
         Structural options; every key of :data:`DEFAULT_STRUCTURE` is present.
-    priors : dict
-        Every key of :data:`DEFAULT_PRIORS` is present, each a validated distribution dict.
+    priors : dict of str to Prior
+        Every key of :data:`DEFAULT_PRIORS` is present, each a typed, validated
+        :class:`~obscale_bayes.spec.priors.Prior` (``to_dict`` gives the spec-file form).
     source : str
         Where the spec was read from (file path or ``"<dict>"``).
     """
@@ -127,7 +118,7 @@ class ModelSpec:
     name: str
     description: str
     structure: dict[str, Any] = field(default_factory=dict)
-    priors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    priors: dict[str, Prior] = field(default_factory=dict)
     source: str = "<dict>"
 
     @property
@@ -143,7 +134,7 @@ class ModelSpec:
             "name": self.name,
             "description": self.description,
             "structure": copy.deepcopy(self.structure),
-            "priors": copy.deepcopy(self.priors),
+            "priors": {k: p.to_dict() for k, p in self.priors.items()},
         }
 
     def to_json(self) -> str:
@@ -154,49 +145,15 @@ class ModelSpec:
         return spec_from_dict(json.loads(text), source=source)
 
     def with_overrides(
-        self, priors: dict[str, dict[str, Any]] | None = None, **structure: Any
+        self, priors: dict[str, dict[str, Any] | Prior] | None = None, **structure: Any
     ) -> ModelSpec:
-        """A copy with some priors and/or structural options replaced (validated)."""
+        """A copy with some priors (spec-file dicts or typed priors) and/or structural options
+        replaced (validated)."""
         d = self.to_dict()
         d["structure"].update(structure)
         for key, val in (priors or {}).items():
             d["priors"][key] = val
         return spec_from_dict(d, source=f"{self.source} (overridden)")
-
-
-def _check_prior(where: str, key: str, prior: Any) -> dict[str, Any]:
-    if not isinstance(prior, dict) or "dist" not in prior:
-        raise SpecError(
-            f"{where}: prior '{key}' must be a table like {{dist = \"normal\", mu = 0, sigma = 1}}"
-        )
-    dist = prior["dist"]
-    if dist not in DISTRIBUTIONS:
-        raise SpecError(
-            f"{where}: prior '{key}' has unknown dist '{dist}'; use one of {', '.join(DISTRIBUTIONS)}"
-        )
-    names, positive = DISTRIBUTIONS[dist]
-    extra = set(prior) - set(names) - {"dist"}
-    if extra:
-        raise SpecError(
-            f"{where}: prior '{key}' ({dist}) has unknown parameter(s) {sorted(extra)}; it takes {list(names)}"
-        )
-    out: dict[str, Any] = {"dist": dist}
-    for p in names:
-        if p not in prior:
-            raise SpecError(f"{where}: prior '{key}' ({dist}) is missing parameter '{p}'")
-        v = prior[p]
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-            raise SpecError(
-                f"{where}: prior '{key}' parameter '{p}' must be a finite number, got {v!r}"
-            )
-        if p in positive and v <= 0:
-            raise SpecError(f"{where}: prior '{key}' parameter '{p}' must be > 0, got {v}")
-        out[p] = float(v)
-    if dist == "uniform" and out["upper"] <= out["lower"]:
-        raise SpecError(
-            f"{where}: prior '{key}' needs lower < upper, got {out['lower']} >= {out['upper']}"
-        )
-    return out
 
 
 def _check_structure(where: str, s: dict[str, Any]) -> dict[str, Any]:
@@ -286,17 +243,13 @@ def spec_from_dict(d: dict[str, Any], source: str = "<dict>") -> ModelSpec:
             f"{where}: unknown top-level key(s) {sorted(unknown)}; allowed: {sorted(_TOP_KEYS)}"
         )
     structure = _check_structure(where, _merge(where, d, "structure", DEFAULT_STRUCTURE))
-    priors = _merge(where, d, "priors", DEFAULT_PRIORS)
-    priors = {k: _check_prior(where, k, v) for k, v in priors.items()}
-    if priors["positive_loading"]["dist"] not in (
-        "halfnormal",
-        "exponential",
-        "lognormal",
-        "gamma",
-    ):
+    merged = _merge(where, d, "priors", DEFAULT_PRIORS)
+    priors = {k: parse_prior(where, k, v) for k, v in merged.items()}
+    if not priors["positive_loading"].nonnegative_support:
+        ok = [n for n, c in PRIOR_FAMILIES.items() if c.nonnegative_support]
         raise SpecError(
             f"{where}: prior 'positive_loading' must be a positive distribution "
-            "(halfnormal, exponential, lognormal or gamma)"
+            f"({', '.join(ok[:-1])} or {ok[-1]})"
         )
     name = d.get("name", Path(source).stem if source != "<dict>" else "custom")
     if not isinstance(name, str) or not name:

@@ -1,0 +1,200 @@
+"""What the commands share: argument types, output-path checks, the sampling options, and the
+map from library parameter names to command-line flags.
+
+The library names *parameters* in its messages (``draws: must be ...``, ``ci: ...``); only the
+command line knows flags.  :func:`flag_names` reads a command's flags off its parser, and
+:func:`with_flags` rewrites a message's leading parameter name into the flag the user typed, so
+a library error reads ``--draws: must be ...`` on the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from obscale_bayes.errors import UsageError
+from obscale_bayes.validation import check_flops
+
+__all__ = [
+    "MIN_FLOPS",
+    "PROG",
+    "add_sampling_options",
+    "check_writable",
+    "figure_path",
+    "flag_names",
+    "parse_flops",
+    "positive_int",
+    "probability",
+    "sampling_kwargs",
+    "seed",
+    "with_flags",
+]
+
+PROG = "obscale-bayes"
+#: Smallest accepted ``--flops``: anything below is surely a unit mistake (1e21 units, params).
+MIN_FLOPS = 1e15
+#: Library parameter -> command-line dest, where the two are named differently.
+PARAMETER_ALIASES = {"paths": "data"}
+# A leading parameter name: "draws: ..." or "task gsm8k: ..." (the name, then one token).
+_LEADING_NAME = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?=:|\s+\S+:)")
+
+
+# ---------------------------------------------------------------------------- argument types
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {v}")
+    return v
+
+
+def seed(text: str) -> int:
+    """argparse type: a random seed, 0 to 2**32 - 1."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if not 0 <= v < 2**32:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to 2**32 - 1, got {v}")
+    return v
+
+
+def probability(text: str) -> float:
+    """argparse type: a probability strictly between 0 and 1 (e.g. a target acceptance rate)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not 0.0 < v < 1.0:
+        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1, got {text}")
+    return v
+
+
+def parse_flops(text: str | float) -> float:
+    """Validate one FLOPs value given on the command line: absolute training FLOPs (``1e24``),
+    at least :data:`MIN_FLOPS`."""
+    f = check_flops(text)
+    if f < MIN_FLOPS:
+        raise UsageError(
+            f"flops: {text} FLOPs is far too small for a language model; give absolute "
+            "training FLOPs (e.g. 8.4e22), not units of 1e21"
+        )
+    return f
+
+
+# ---------------------------------------------------------------------------- output files
+def check_writable(path: str | os.PathLike[str], option: str) -> Path:
+    """Fail early (before any work) when ``path`` cannot be written as an output file."""
+    p = Path(path)
+    if str(path).strip() == "":
+        raise UsageError(f"{option}: empty file name; give a path")
+    if p.is_dir():
+        raise UsageError(f"{option}: {p} is a directory; give a file name inside it")
+    parent = p.parent
+    while not parent.exists():
+        if parent == parent.parent:
+            break
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise UsageError(f"{option}: cannot create {p}: {parent} is a file, not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{option}: cannot write {p}: no write permission in {parent}")
+    return p
+
+
+def figure_path(path: str | os.PathLike[str], option: str = "--plot") -> Path:
+    """:func:`check_writable` plus the figure-type check of
+    :func:`obscale_bayes.plots.common.figure_format`, before any work."""
+    from obscale_bayes.plots.common import figure_format
+
+    p = check_writable(path, option)
+    try:
+        figure_format(p)
+    except UsageError as e:
+        raise UsageError(f"{option}: {e}") from None
+    return p
+
+
+# ---------------------------------------------------------------------------- sampling options
+def add_sampling_options(
+    parser: argparse.ArgumentParser,
+    *,
+    draws: int,
+    tune: int,
+    chains: int,
+    seed_help: str = "random seed (0): same seed, same draws",
+    what: str = "",
+    backend: bool = True,
+) -> None:
+    """Declare ``--draws --tune --chains --seed`` and, with ``backend``, ``--sampler
+    --target-accept --cores``: the options of :meth:`CapabilityModel.fit`, with this command's
+    defaults (``what`` prefixes their help, e.g. ``"sweep: "``)."""
+    parser.add_argument(
+        "--draws",
+        type=positive_int,
+        default=draws,
+        help=f"{what}posterior draws per chain ({draws})",
+    )
+    parser.add_argument(
+        "--tune", type=positive_int, default=tune, help=f"{what}warm-up steps per chain ({tune})"
+    )
+    parser.add_argument(
+        "--chains", type=positive_int, default=chains, help=f"{what}number of chains ({chains})"
+    )
+    parser.add_argument("--seed", type=seed, default=0, help=seed_help)
+    if not backend:
+        return
+    parser.add_argument(
+        "--sampler",
+        choices=("nutpie", "pymc"),
+        default="nutpie",
+        help=f"{what}NUTS implementation (nutpie)",
+    )
+    parser.add_argument(
+        "--target-accept",
+        type=probability,
+        default=0.9,
+        metavar="P",
+        help=f"{what}NUTS target acceptance rate (0.9); raise it (e.g. 0.95) after divergences",
+    )
+    parser.add_argument(
+        "--cores",
+        type=positive_int,
+        default=None,
+        help=f"{what}chains run in parallel (default: one per chain, up to the CPU count)",
+    )
+
+
+def sampling_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The :meth:`CapabilityModel.fit` keywords that :func:`add_sampling_options` declared and
+    the user set (an unset ``--cores`` is left to the fit, or to the runner's worker share)."""
+    names = ("draws", "tune", "chains", "seed", "sampler", "target_accept", "cores")
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+# ---------------------------------------------------------------------------- parameter -> flag
+def flag_names(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """A command's parameters (argparse dests, and :data:`PARAMETER_ALIASES` of them) -> the
+    flag the user types (the longest option string)."""
+    flags = {
+        a.dest: max(a.option_strings, key=len)
+        for a in parser._actions  # argparse keeps a command's options only there
+        if a.option_strings and a.dest not in (argparse.SUPPRESS, "help")
+    }
+    flags.update({p: flags[d] for p, d in PARAMETER_ALIASES.items() if d in flags})
+    return flags
+
+
+def with_flags(message: str, flags: dict[str, str]) -> str:
+    """``message`` with a leading parameter name that is one of ``flags`` written as its flag:
+    ``"draws: must be ..." -> "--draws: must be ..."``; other messages unchanged."""
+    m = _LEADING_NAME.match(message)
+    if m is None or m.group(1) not in flags:
+        return message
+    return flags[m.group(1)] + message[m.end(1) :]
