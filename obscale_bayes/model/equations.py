@@ -29,7 +29,7 @@ fixes :math:`\tau_j` at ``misfit_floor``.  Anchors are fixed either way (:math:`
 The PyTensor functions (``*_pt``) build the PyMC graph of :mod:`obscale_bayes.model.build`; the
 NumPy ones (``*_np``) compute forecasts, checks and simulations from posterior draws.  The
 compute axis has no PyTensor twin: the graph receives it as data (and the latent FLOPs are
-sampled on the axis itself).  ``tests/test_equations_agreement.py`` checks every NumPy consumer
+sampled on the axis itself).  ``tests/model/test_equations_agreement.py`` checks every NumPy consumer
 against the graph.
 """
 

@@ -21,7 +21,7 @@ from obscale_bayes.spec.spec import (
     spec_from_dict,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 #: Parameters of every prior family (ints where a spec file may write them).
 PARAMS = {

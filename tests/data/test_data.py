@@ -22,7 +22,7 @@ from obscale_bayes.data.tables import (
 )
 from obscale_bayes.errors import DataError, UsageError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 UPSTREAM = REPO.parent / "shared" / "data" / "obscaling"
 TABLES = ("models.csv", "scores.csv", "benchmarks.csv")
 

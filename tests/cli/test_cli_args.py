@@ -19,7 +19,7 @@ from obscale_bayes.cli.main import build_parser, main
 from obscale_bayes.errors import UsageError
 from obscale_bayes.io import atomic_write
 
-PACKAGE = Path(__file__).resolve().parents[1] / "obscale_bayes"
+PACKAGE = Path(__file__).resolve().parents[2] / "obscale_bayes"
 
 
 def _command(name: str):
