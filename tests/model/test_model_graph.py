@@ -14,7 +14,6 @@ import pytensor
 import pytest
 from pymc.testing import mock_sample
 
-from obscale_bayes.data.tables import load_shipped
 from obscale_bayes.fit.diagnostics import compute_diagnostics
 from obscale_bayes.fit.fitted import CapabilityModel
 from obscale_bayes.model.build import build_model
@@ -25,8 +24,8 @@ FAST = {"mode": "FAST_COMPILE", "linker": "py"}
 
 
 @pytest.fixture(scope="module")
-def data():
-    return load_shipped()
+def data(shipped):
+    return shipped
 
 
 @pytest.fixture(scope="module")

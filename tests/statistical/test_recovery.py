@@ -16,7 +16,7 @@ import pytest
 import xarray as xr
 
 from obscale_bayes.checks.recovery import binomial_band, interval_coverage
-from obscale_bayes.data.tables import BenchmarkData, load_shipped
+from obscale_bayes.data.tables import BenchmarkData
 from obscale_bayes.errors import UsageError
 from obscale_bayes.fit.diagnostics import ESS_MIN, RHAT_MAX
 from obscale_bayes.model.equations import noise_sd_np
@@ -29,8 +29,8 @@ RECOVERY_SEED = 1
 
 
 @pytest.fixture(scope="module")
-def template():
-    return load_shipped()
+def template(shipped):
+    return shipped
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,48 @@
+"""Fill in the blanks agrees with the honest answer: a full refit that includes the new model
+with its partial scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from obscale_bayes.data.tables import BenchmarkData, load_shipped
+from obscale_bayes.fit.fitted import CapabilityModel
+from obscale_bayes.forecast.conditional import forecast_from_scores
+from obscale_bayes.testing import hold_out_scores
+
+TARGET = "meta-llama/Llama-2-13b-hf"
+GIVEN = ["mmlu", "hellaswag", "arc_c", "humaneval"]
+
+
+@pytest.mark.slow
+def test_agrees_with_a_full_refit():
+    """Conditioning per posterior draw agrees with refitting the model including the new one."""
+    data = load_shipped()
+    train, new = hold_out_scores(data, TARGET, GIVEN)
+    kw = dict(draws=1000, tune=1000, chains=4, seed=11, progress=False)
+    base = CapabilityModel.fit(train, **kw)
+    cond = forecast_from_scores(base, new, seed=1).draws.isel(model=0)
+    full_data = BenchmarkData(
+        data.models, pd.concat([train.scores, new.scores]), data.benchmarks, source="train+new"
+    )
+    full = CapabilityModel.fit(full_data, **kw)
+    pa = full.posterior
+    i = full.inputs.model_ids.index(TARGET)
+    theta = full.idata["posterior"].dataset["capability"].stack(sample=("chain", "draw"))
+    theta = theta.transpose("sample", "model", "factor").values[:, i]
+    _, y = pa.scores(theta, np.random.default_rng(0))
+    refit = pa.to_metric(y)
+    for bench in ["winogrande", "truthfulqa", "gsm8k", "xwinograd"]:
+        j = pa.benchmark_ids.index(bench)
+        r = refit[:, j]
+        c = cond.sel(benchmark=bench).values
+        print(
+            f"{bench}: refit {r.mean():.4f}±{r.std():.4f}  conditional {c.mean():.4f}±{c.std():.4f}"
+        )
+        assert abs(c.mean() - r.mean()) < 0.25 * r.std() + 0.005
+        assert 0.8 < c.std() / r.std() < 1.25
+        lo_r, hi_r = np.quantile(r, [0.05, 0.95])
+        lo_c, hi_c = np.quantile(c, [0.05, 0.95])
+        assert abs(lo_c - lo_r) < 0.3 * r.std() + 0.005 and abs(hi_c - hi_r) < 0.3 * r.std() + 0.005
