@@ -5,7 +5,7 @@ families, 8 benchmarks, the same missing cells and unknown FLOPs), fits the defa
 nutpie (4 chains, default draws) and checks (a) the convergence gate and (b) that true
 capabilities, family efficiencies and non-anchor loadings fall inside their central posterior
 intervals at close to the nominal rate.  ``pytest -s`` prints the coverage table;
-``benchmarks/recovery.py`` runs it for several seeds and writes ``benchmarks/results/recovery.json``.
+``studies/recovery.py`` runs it for several seeds and writes ``studies/results/recovery.json``.
 """
 
 from __future__ import annotations

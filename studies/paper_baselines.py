@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/paper_baselines.py [--impute-with-test]
+    .venv/bin/python studies/paper_baselines.py [--impute-with-test]
 
 For each of the nine analyses of the brief's reference table it prints the train/test sizes,
 the test MSE of :class:`~obscale_bayes.baselines.PaperPCAMethod`, :class:`FlopsOnly` and
@@ -58,11 +58,11 @@ def run(raw_dir: str | None = None, impute_with_test: bool = False) -> pd.DataFr
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--raw-dir", default=None, help="folder with the upstream CSVs")
     parser.add_argument("--impute-with-test", action="store_true", help="impute on train+test")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     table = run(args.raw_dir, args.impute_with_test)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.to_string(float_format=lambda v: f"{v:.3g}", na_rep="-"))

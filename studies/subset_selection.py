@@ -25,10 +25,10 @@ for budgets B:
 Every fit is also scored with the paper's own point estimate (PCA + least-squares sigmoid on
 the selected models, ``paper_mse``), for reference.
 
-Run: ``.venv/bin/python benchmarks/subset_selection.py`` (about 35 min on 2 shared cores, one
+Run: ``.venv/bin/python studies/subset_selection.py`` (about 35 min on 2 shared cores, one
 fit after another); ``--methods ours_oneshot --merge`` reruns only the named methods and keeps the
 others' runs in the results file; ``--fast`` for a smoke run.  Writes
-``benchmarks/results/subset_selection.json``.
+``studies/results/subset_selection.json``.
 """
 
 from __future__ import annotations

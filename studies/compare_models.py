@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/compare_models.py [--specs k1 k2 default k4 student_t]
+    .venv/bin/python studies/compare_models.py [--specs k1 k2 default k4 student_t]
         [--draws 1000] [--tune 1000] [--chains 4] [--seed 0] [--out FILE]
 
 Fits every spec on the full shipped standard base table (``load_shipped()``: 128 models,
@@ -15,7 +15,7 @@ Fits every spec on the full shipped standard base table (``load_shipped()``: 128
 * the likelihood comparison (default vs student_t, both K = 3),
 * the models the default fit explains worst,
 
-and writes all of it to ``benchmarks/results/compare_models.json``.
+and writes all of it to ``studies/results/compare_models.json``.
 
 PSIS-LOO is unreliable for cells with Pareto k > 0.7 (many here: each model's capabilities
 rest on its own handful of scores).  ``--kfold default k4 [--folds 5]`` instead runs K-fold
@@ -52,7 +52,7 @@ from obscale_bayes.data.tables import load_shipped  # noqa: E402
 from obscale_bayes.fit.fitted import CapabilityModel  # noqa: E402
 from obscale_bayes.spec.spec import load_spec  # noqa: E402
 
-DEFAULT_OUT = ROOT / "benchmarks" / "results" / "compare_models.json"
+DEFAULT_OUT = ROOT / "studies" / "results" / "compare_models.json"
 SPECS = ("k1", "k2", "default", "k4", "student_t")
 COLS = ["rank", "n_factors", "likelihood", "elpd", "se", "p", "elpd_diff", "dse", "weight"]
 COLS += ["n_bad_k", "warning"]

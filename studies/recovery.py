@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/recovery.py [--seeds 1 2 3] [--draws N] [--tune N] [--chains N]
+    .venv/bin/python studies/recovery.py [--seeds 1 2 3] [--draws N] [--tune N] [--chains N]
                                             [--spec NAME] [--out FILE]
 
 For each seed, :func:`obscale_bayes.model.simulate.simulate` draws a table with the layout of the
@@ -13,7 +13,7 @@ of true values inside the central 50/80/90/95% posterior intervals per parameter
 (capabilities, family efficiencies and slopes, non-anchor loadings and intercepts, misfits,
 latent FLOPs), with the 3-sd binomial band of each (see ``tests/test_recovery.py``).  With
 several seeds it also prints the coverage pooled over seeds.  Everything is written to
-``benchmarks/results/recovery.json``.
+``studies/results/recovery.json``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from obscale_bayes.model.simulate import simulate  # noqa: E402
 from obscale_bayes.spec.spec import load_spec  # noqa: E402
 
 PROBS = (0.5, 0.8, 0.9, 0.95)
-DEFAULT_OUT = ROOT / "benchmarks" / "results" / "recovery.json"
+DEFAULT_OUT = ROOT / "studies" / "results" / "recovery.json"
 
 
 def coverage_table(cov: pd.DataFrame) -> pd.DataFrame:

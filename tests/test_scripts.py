@@ -1,0 +1,61 @@
+"""Smoke tests: every script in ``benchmarks/`` (speed) and ``studies/`` (experiments) runs end to
+end at tiny settings and writes its JSON result, so the scripts cannot rot."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+UPSTREAM = ROOT.parent / "shared" / "data" / "obscaling"
+
+
+def _run(rel: str, *argv: str) -> str:
+    """Run a script as a user would (``python SCRIPT ARGS`` from the repo root); its stdout."""
+    r = subprocess.run(
+        [sys.executable, str(ROOT / rel), *argv], cwd=ROOT, capture_output=True, text=True
+    )
+    assert r.returncode == 0, f"{rel} failed:\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
+    return r.stdout
+
+
+TINY = ["--draws", "30", "--tune", "30", "--chains", "1"]
+
+
+@pytest.mark.slow
+def test_fit_speed_runs(tmp_path):
+    out = tmp_path / "fit_speed.json"
+    _run("benchmarks/fit_speed.py", *TINY, "--samplers", "nutpie", "--out", str(out))
+    assert json.loads(out.read_text())
+
+
+@pytest.mark.slow
+def test_recovery_study_runs(tmp_path):
+    out = tmp_path / "recovery.json"
+    _run("studies/recovery.py", *TINY, "--seeds", "1", "--out", str(out))
+    assert json.loads(out.read_text())
+
+
+@pytest.mark.slow
+def test_compare_models_study_runs(tmp_path):
+    out = tmp_path / "compare_models.json"
+    _run("studies/compare_models.py", *TINY, "--specs", "k1", "k2", "--out", str(out))
+    assert json.loads(out.read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not UPSTREAM.is_dir(), reason="shared upstream tables not available")
+def test_subset_selection_study_runs(tmp_path):
+    out = tmp_path / "subset_selection.json"
+    _run("studies/subset_selection.py", "--fast", "--out", str(out))
+    assert json.loads(out.read_text())
+
+
+@pytest.mark.skipif(not UPSTREAM.is_dir(), reason="shared upstream tables not available")
+def test_paper_baselines_study_runs():
+    printed = _run("studies/paper_baselines.py")
+    assert "pc3/ref" in printed
