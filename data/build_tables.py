@@ -38,6 +38,8 @@ EMERGENT = "base_llm_emergent_capability_eval.csv"
 POST = "base_llm_post_training_eval.csv"
 INSTRUCT = "instruct_llm_benchmark_eval.csv"
 AGENT = "instruct_llm_agent_eval.csv"
+LEADERBOARD_V2 = "base_llm_leaderboard_v2_eval.csv"
+EPOCH_SRC = REPO.parent / "shared" / "data" / "epoch" / "model_versions.csv"
 
 META_COLS = {
     "Model": "model",
@@ -93,6 +95,57 @@ STANDARD = {
         "sampling noise equals that of about 1601 items",
     ),
     "humaneval": ("HumanEval", "HumanEval", 0.0, 164, "HumanEval, code, pass@1"),
+}
+# Open LLM Leaderboard v2 tasks, raw scores (chance not subtracted).  Item counts are those the
+# scores are multiples of (checked in main: every score * n_items is a whole number).
+# id: (display_name, upstream column(s), floor, n_items, description)
+LEADERBOARD_V2_META = {
+    "bbh": (
+        "BBH",
+        "leaderboard_bbh;BBH Raw",
+        math.nan,
+        5761,
+        "BIG-Bench Hard, leaderboard subset: 24 subtasks, multiple choice with 2-7 options, "
+        "acc_norm; chance 0.14-0.5 by subtask (about 0.3 overall, not one number), so the "
+        "floor is left blank and fitted",
+    ),
+    "gpqa": (
+        "GPQA",
+        "leaderboard_gpqa;GPQA Raw",
+        0.25,
+        1192,
+        "GPQA main + diamond + extended, 4-way multiple choice, acc_norm",
+    ),
+    "ifeval": (
+        "IFEval",
+        "leaderboard_ifeval;IFEval Raw",
+        0.0,
+        834,
+        "IFEval, verifiable instructions, strict accuracy at the instruction level (834 "
+        "instructions in 541 prompts: every score is a multiple of 1/834)",
+    ),
+    "math_lvl5": (
+        "MATH Lvl 5",
+        "leaderboard_math_hard;MATH Lvl 5 Raw",
+        0.0,
+        1324,
+        "MATH level 5 (hardest level), free-form answer, exact match",
+    ),
+    "mmlu_pro": (
+        "MMLU-Pro",
+        "leaderboard_mmlu_pro;MMLU-PRO Raw",
+        0.1,
+        12032,
+        "MMLU-Pro, 10-way multiple choice, accuracy",
+    ),
+    "musr": (
+        "MuSR",
+        "leaderboard_musr;MUSR Raw",
+        math.nan,
+        756,
+        "MuSR, multistep soft reasoning, 3 subtasks with 2-5 options, acc_norm; chance about "
+        "0.35 overall but not one number, so the floor is left blank and fitted",
+    ),
 }
 INSTRUCT_ONLY = {
     "arena_elo": (
@@ -344,9 +397,56 @@ def six_nd_report(models: pd.DataFrame) -> list[str]:
     return out
 
 
+def release_dates(models: pd.DataFrame, epoch: Path) -> pd.DataFrame:
+    """``release_date`` and ``release_date_source`` of each model from Epoch AI's model versions.
+
+    A model matches an Epoch row whose ``id`` equals the model's name after the organisation
+    (case-insensitive); failing that, the same with a trailing ``-hf`` dropped (Hugging Face
+    conversions of the same weights).  A model with no match gets the date of its family's
+    matched members only when they all share one date (one release), marked ``inferred from
+    <member>``; otherwise it stays blank.  No date is made up.
+    """
+    e = pd.read_csv(epoch, encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    e = e[e["Version release date"] != ""]
+    by_id: dict[str, set[str]] = {}
+    for i, d in zip(e["id"], e["Version release date"], strict=True):
+        by_id.setdefault(i.strip().lower(), set()).add(d.strip())
+    dates, srcs = [], []
+    for m in models.model:
+        name = m.split("/")[-1].lower()
+        got = by_id.get(name) or (by_id.get(name[:-3]) if name.endswith("-hf") else None)
+        if got and len(got) == 1:
+            dates.append(next(iter(got)))
+            srcs.append("epoch")
+        else:
+            dates.append("")
+            srcs.append("")
+    out = models[["model", "family", "params_b"]].assign(
+        release_date=dates, release_date_source=srcs
+    )
+    for _, g in out.groupby("family", sort=False):
+        known = g[g.release_date != ""]
+        # one release: at least two matched members, one date; and the size lies inside theirs
+        # (families staged their releases by size: GPT-2, Qwen-72B, BLOOM's small models)
+        if len(known) < 2 or known.release_date.nunique() != 1:
+            continue
+        first = known.sort_values("model").iloc[0]
+        lo, hi = known.params_b.min(), known.params_b.max()
+        blank = g.index[(g.release_date == "") & g.params_b.between(lo, hi)]
+        out.loc[blank, "release_date"] = first.release_date
+        out.loc[blank, "release_date_source"] = f"inferred from {first.model}"
+    for d in out.release_date[out.release_date != ""]:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", d):
+            fail(f"Epoch release date {d!r} is not YYYY-MM-DD")
+    return out[["release_date", "release_date_source"]]
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--src", type=Path, default=DEFAULT_SRC, help="upstream CSV folder")
+    ap.add_argument(
+        "--epoch", type=Path, default=EPOCH_SRC, help="Epoch AI model_versions.csv (dates)"
+    )
     ap.add_argument(
         "--out",
         type=Path,
@@ -362,6 +462,7 @@ def main(argv: list[str] | None = None) -> None:
     post = read(src, POST).rename(columns={"Model": "model"})
     inst = read(src, INSTRUCT).rename(columns=META_COLS)
     agent = read(src, AGENT).rename(columns={"Model": "model"})
+    v2 = read(src, LEADERBOARD_V2).rename(columns={"Model": "model"})
 
     # ---- sub_10b must be an exact subset of the base table (it is not used otherwise) -------
     if not set(sub.model) <= set(base.model):
@@ -381,6 +482,7 @@ def main(argv: list[str] | None = None) -> None:
         (POST, post),
         (INSTRUCT, inst),
         (AGENT, agent),
+        (LEADERBOARD_V2, v2),
     ):
         d = df.model[df.model.duplicated()]
         if len(d):
@@ -388,7 +490,7 @@ def main(argv: list[str] | None = None) -> None:
     lower = pd.Series([m.lower() for m in list(base.model) + list(inst.model)])
     if lower.duplicated().any():
         fail(f"model ids that differ only in case: {list(lower[lower.duplicated()])}")
-    for name, df in ((EMERGENT, emer), (POST, post)):
+    for name, df in ((EMERGENT, emer), (POST, post), (LEADERBOARD_V2, v2)):
         if not set(df.model) <= set(base.model):
             fail(f"{name}: models missing from the base table")
     if set(agent.model) != set(inst.model):
@@ -423,7 +525,8 @@ def main(argv: list[str] | None = None) -> None:
     bm = base_models.copy()
     bm.insert(2, "kind", "base")
     bm["source_table"] = [
-        sources(m, ((BASE, base), (EMERGENT, emer), (POST, post))) for m in bm.model
+        sources(m, ((BASE, base), (EMERGENT, emer), (POST, post), (LEADERBOARD_V2, v2)))
+        for m in bm.model
     ]
     im = inst[["model", "family", "params_b", "tokens_t", "flops_1e21"]].copy()
     im.insert(2, "kind", "instruct")
@@ -436,6 +539,7 @@ def main(argv: list[str] | None = None) -> None:
         fail("a model id appears in both the base and the instruct tables")
     if models.family.isna().any():
         fail("models without a family")
+    models = pd.concat([models, release_dates(models, args.epoch)], axis=1)
 
     # ---- benchmarks + scores -------------------------------------------------------------
     brows: list[dict] = []
@@ -523,6 +627,19 @@ def main(argv: list[str] | None = None) -> None:
         )
     add_scores(post, {c: c for c in kept}, POST)
 
+    v2_map = {up.split(";")[0]: bid for bid, (_, up, *_r) in LEADERBOARD_V2_META.items()}
+    if set(v2.columns[1:]) != set(v2_map):
+        fail("leaderboard v2 columns changed upstream")
+    for up, bid in v2_map.items():
+        disp, ups, floor, n, desc = LEADERBOARD_V2_META[bid]
+        k = v2[up].dropna().to_numpy() * n
+        if not np.allclose(k, np.round(k), rtol=0, atol=1e-6):
+            fail(f"{up}: scores are not multiples of 1/{n}; review n_items")
+        brows.append(
+            bench_row(bid, disp, "leaderboard_v2", floor, n, 0.0, 1.0, "fraction", ups, desc)
+        )
+    add_scores(v2, v2_map, LEADERBOARD_V2)
+
     for col in agent.columns[1:]:
         disp, lo, hi, desc = agent_meta(col)
         brows.append(bench_row(col, disp, "agent", 0.0, math.nan, lo, hi, "score", col, desc))
@@ -578,6 +695,12 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"post-training columns kept {len(kept)}, dropped ,norm {len(dropped['norm'])}, "
         f"dropped bbh_fewshot strict-match {len(dropped['bbh_fewshot_strict'])}"
+    )
+    rd = models[nb].release_date_source
+    print(
+        f"release dates of base models: {(rd == 'epoch').sum()} from Epoch AI, "
+        f"{rd.str.startswith('inferred').sum()} inferred from a family member, "
+        f"{(rd == '').sum()} blank"
     )
     print(f"sub_10b: {len(sub)} rows, exact subset of the base table (not used)")
     print("wrote " + ", ".join(str(d) for d in out_dirs))

@@ -22,6 +22,7 @@ __all__ = [
     "MIN_FLOPS",
     "PROG",
     "add_sampling_options",
+    "add_table_options",
     "check_writable",
     "figure_path",
     "flag_names",
@@ -30,6 +31,7 @@ __all__ = [
     "probability",
     "sampling_kwargs",
     "seed",
+    "table_kwargs",
     "with_flags",
 ]
 
@@ -37,7 +39,7 @@ PROG = "obscale-bayes"
 #: Smallest accepted ``--flops``: anything below is surely a unit mistake (1e21 units, params).
 MIN_FLOPS = 1e15
 #: Library parameter -> command-line dest, where the two are named differently.
-PARAMETER_ALIASES = {"paths": "data"}
+PARAMETER_ALIASES = {"paths": "data", "extra_benchmarks": "benchmarks"}
 # A leading parameter name: "draws: ..." or "task gsm8k: ..." (the name, then one token).
 _LEADING_NAME = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?=:|\s+\S+:)")
 
@@ -176,6 +178,55 @@ def sampling_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     the user set (an unset ``--cores`` is left to the fit, or to the runner's worker share)."""
     names = ("draws", "tune", "chains", "seed", "sampler", "target_accept", "cores")
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+# ---------------------------------------------------------------------------- table options
+def _names(text: str) -> list[str]:
+    items = [x.strip() for x in text.split(",")]
+    if not all(items):
+        raise argparse.ArgumentTypeError(f"'{text}' has an empty name; give NAME1,NAME2")
+    return items
+
+
+def add_table_options(parser: argparse.ArgumentParser, what: str = "the table") -> None:
+    """Declare ``--benchmarks --columns --ignore-columns --normalised``: how a user's table is
+    read (:func:`obscale_bayes.data.reader.read_table`'s keywords)."""
+    parser.add_argument(
+        "--benchmarks",
+        metavar="META.csv",
+        help=f"metadata of benchmarks unknown to the package, for {what}: the columns of "
+        "data/benchmarks.csv (benchmark, floor, metric_min, metric_max, n_items; floor may be "
+        "'fitted', n_items blank with a warning)",
+    )
+    parser.add_argument(
+        "--columns",
+        type=_names,
+        metavar="A,B",
+        help="wide tables: use only these columns as benchmarks (headers, ids or aliases)",
+    )
+    parser.add_argument(
+        "--ignore-columns",
+        type=_names,
+        metavar="X,Y",
+        help="wide tables: leave these columns out (flags, subtasks, averages)",
+    )
+    parser.add_argument(
+        "--normalised",
+        type=_names,
+        metavar="B1,B2|all",
+        help="these benchmarks hold chance-normalised scores (raw - chance) / (1 - chance), as "
+        "leaderboards show them: convert them to raw scores (needs a known chance floor)",
+    )
+
+
+def table_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The :func:`~obscale_bayes.data.reader.read_table` keywords of :func:`add_table_options`."""
+    return {
+        "extra_benchmarks": getattr(args, "benchmarks", None),
+        "columns": getattr(args, "columns", None),
+        "ignore_columns": getattr(args, "ignore_columns", None),
+        "normalised": getattr(args, "normalised", None),
+    }
 
 
 # ---------------------------------------------------------------------------- parameter -> flag

@@ -12,13 +12,20 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from obscale_bayes.cli.args import add_sampling_options, check_writable, sampling_kwargs
+from obscale_bayes.cli.args import (
+    add_sampling_options,
+    add_table_options,
+    check_writable,
+    sampling_kwargs,
+    table_kwargs,
+)
 from obscale_bayes.errors import UsageError
 from obscale_bayes.progress import get_logger
 
 if TYPE_CHECKING:  # pragma: no cover
     from obscale_bayes.data.tables import BenchmarkData
     from obscale_bayes.fit.fitted import CapabilityModel
+    from obscale_bayes.spec.spec import ModelSpec
 
 log = get_logger(__name__)
 
@@ -39,6 +46,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="benchmark table (wide or long CSV), repeatable; default: the shipped base table",
     )
     f.add_argument("--out", required=True, metavar="PATH", help="where to write the fit (.nc)")
+    add_table_options(f, "the --data tables")
+    f.add_argument(
+        "--anchors",
+        metavar="A,B,C",
+        help="anchor benchmarks, one per capability (default: the spec's; for a shipped spec "
+        "whose anchors the table lacks, chosen by the rule of docs/data.md)",
+    )
     add_sampling_options(f, draws=3000, tune=1500, chains=4)
     f.add_argument("--quiet", action="store_true", help="no progress bar or stage messages")
     f.set_defaults(func=cmd_fit)
@@ -75,8 +89,46 @@ def fit_line(fit: CapabilityModel, path: str | os.PathLike[str]) -> str:
         f"fit {path}: spec '{fit.spec.name}', {n_m} models x {n_b} benchmarks, "
         f"{meta.get('sampler', '?')} seed {meta.get('seed', '?')}, "
         f"{meta.get('chains', '?')} chains x {meta.get('draws', '?')} draws, "
+        f"anchors {', '.join(fit.spec.anchors)}, "
         f"obscale-bayes {meta.get('package_version', '?')}"
     )
+
+
+def table_anchors(spec: ModelSpec, data: BenchmarkData, anchors: str | None = None) -> ModelSpec:
+    """The spec with anchors for this table: ``anchors`` (comma-separated) when given; else the
+    spec's when the table has scores on all of them; else, for a shipped spec, those of
+    :func:`obscale_bayes.data.anchors.choose_anchors` (logged).  A user's spec file keeps its
+    anchors (a missing one is its error).  Non-centred factors follow their slot."""
+    from obscale_bayes.data.anchors import choose_anchors
+    from obscale_bayes.spec.spec import models_dir
+
+    old = spec.anchors
+    if anchors is not None:
+        new = [a.strip() for a in anchors.split(",")]
+        if len(new) != spec.n_factors or not all(new):
+            raise UsageError(
+                f"anchors: give {spec.n_factors} benchmark ids separated by commas "
+                f"(n_factors = {spec.n_factors}), got {anchors!r}"
+            )
+        stray = [a for a in new if a not in set(data.scores["benchmark"])]
+        if stray:
+            raise UsageError(f"anchors: {stray} have no scores in the table; choose among "
+                             f"{data.benchmark_ids}")  # fmt: skip
+    else:
+        scored = set(data.scores["benchmark"])
+        shipped = Path(spec.source).resolve().parent == models_dir().resolve()
+        if all(a in scored for a in old) or not shipped:
+            return spec
+        new, chosen = choose_anchors(data, spec.n_factors, old)
+        log.info(
+            "anchors chosen for this table: %s (rule of docs/data.md; the spec's %s lacks %s); "
+            "fix them with --anchors",
+            ", ".join(new),
+            spec.name,
+            ", ".join(a for a in old if a not in scored),
+        )
+    ncf = [new[i] for i, a in enumerate(old) if a in spec.structure["noncentered_factors"]]
+    return spec.with_overrides(anchors=new, noncentered_factors=ncf)
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
@@ -87,7 +139,11 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     out = check_writable(args.out, "--out")
     spec = load_spec(args.spec)
-    data = read_tables(args.data) if args.data else load_shipped()
+    if not args.data and any(table_kwargs(args).values()):
+        raise UsageError("benchmarks: --benchmarks/--columns/--ignore-columns/--normalised "
+                         "read a --data table; give --data FILE")  # fmt: skip
+    data = read_tables(args.data, **table_kwargs(args)) if args.data else load_shipped()
+    spec = table_anchors(spec, data, args.anchors)
     for p in args.data or []:
         if Path(p).resolve() == out.resolve():
             raise UsageError(f"--out: {out} is also a --data file; write the fit elsewhere")

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from obscale_bayes.cli.args import check_writable, figure_path, parse_flops, seed
+from obscale_bayes.cli.args import (
+    add_table_options,
+    check_writable,
+    figure_path,
+    parse_flops,
+    seed,
+    table_kwargs,
+)
 from obscale_bayes.cli.fit import describe_data, fit_line, short_path
 from obscale_bayes.errors import UsageError, one_line
 from obscale_bayes.io import dumps_records
@@ -45,8 +52,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "--flops", action="append", metavar="FLOPS", help="training FLOPs, e.g. 1e24 (repeatable)"
     )
     fc.add_argument(
-        "--models", metavar="CSV", help="new models with some scores blank: fill them in"
+        "--models",
+        metavar="CSV",
+        help="new models with some scores blank: fill them in (read with the fit's own "
+        "benchmark metadata, then --benchmarks)",
     )
+    add_table_options(fc, "the --models table")
     fc.add_argument("--ci", default="0.9", metavar="P", help="central interval probability (0.9)")
     fc.add_argument("--seed", type=seed, default=0, help="seed of the predictive draws (0)")
     fc.add_argument("--json", action="store_true", help="print JSON records instead of a table")
@@ -190,11 +201,26 @@ def cmd_forecast(args: argparse.Namespace) -> int:
             "nothing to forecast: give '--family NAME --flops 1e24' and/or '--models new.csv'"
         )
     plot = figure_path(args.plot) if args.plot else None
+    if not args.models and any(table_kwargs(args).values()):
+        raise UsageError("benchmarks: --benchmarks/--columns/--ignore-columns/--normalised "
+                         "read a --models table; give --models FILE")  # fmt: skip
+    from obscale_bayes.fit.fitted import CapabilityModel
+
+    fit = CapabilityModel.load(args.path)
     new = None
     if args.models:
         from obscale_bayes.data.reader import read_table
 
-        new = read_table(args.models, require_family=False)
+        # the fit's own benchmarks first: a wide file may name any benchmark the fit knows
+        new = read_table(
+            args.models, fit.data.benchmarks, require_family=False, **table_kwargs(args)
+        )
+        outside = [b for b in new.benchmark_ids if b not in set(fit.inputs.benchmark_ids)]
+        if outside:
+            raise UsageError(
+                f"models: {args.models} has scores on {outside}, which the fit {args.path} was "
+                "not fitted on; drop those columns (--ignore-columns) or refit with them"
+            )
     plot_fams = list(dict.fromkeys(f for f, _ in targets))
     if new is not None:
         plot_fams += [f for f in new.models["family"].dropna().unique() if f not in plot_fams]
@@ -203,9 +229,6 @@ def cmd_forecast(args: argparse.Namespace) -> int:
             "--plot: no family to draw; give '--family NAME --flops ...' or a family column in --models"
         )
 
-    from obscale_bayes.fit.fitted import CapabilityModel
-
-    fit = CapabilityModel.load(args.path)
     parts = []
     if targets:
         parts.append(forecast_compute(fit, targets, ci=ci, seed=args.seed))

@@ -3,6 +3,8 @@
 The shipped tables (``models.csv``, ``scores.csv``, ``benchmarks.csv``) are built by
 ``data/build_tables.py`` from the public ObsScaling figures; ``data/README.md`` is their
 datasheet.  This module needs only numpy and pandas (no PyMC).
+
+Over 400 lines because the container's validation and serialisation belong together.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from obscale_bayes.errors import DataError, UsageError
 __all__ = [
     "BENCHMARK_COLUMNS",
     "GROUPS",
+    "LEADERBOARD_V2_BENCHMARKS",
     "MODEL_COLUMNS",
+    "RELEASE_DATE",
     "SCORE_COLUMNS",
     "STANDARD_BENCHMARKS",
     "BenchmarkData",
@@ -45,8 +49,12 @@ STANDARD_BENCHMARKS = (
     "humaneval",
 )
 #: Benchmark groups of the shipped metadata.
-GROUPS = ("standard", "emergent", "post_training", "instruct", "agent")
+GROUPS = ("standard", "emergent", "post_training", "instruct", "agent", "leaderboard_v2")
+#: The six Open LLM Leaderboard v2 tasks of group ``leaderboard_v2`` (raw scores).
+LEADERBOARD_V2_BENCHMARKS = ("mmlu_pro", "gpqa", "math_lvl5", "bbh", "ifeval", "musr")
 MODEL_COLUMNS = ("model", "family", "kind", "params_b", "tokens_t", "flops_1e21")
+#: Optional model column: ISO date ``YYYY-MM-DD`` (kept only when some model has one).
+RELEASE_DATE = "release_date"
 SCORE_COLUMNS = ("model", "benchmark", "value")
 BENCHMARK_COLUMNS = (
     "benchmark",
@@ -88,6 +96,16 @@ def _frame(
     return out
 
 
+def _is_date(text: str) -> bool:
+    """An ISO calendar date ``YYYY-MM-DD`` that exists."""
+    import datetime
+
+    try:
+        return len(text) == 10 and datetime.date.fromisoformat(text).isoformat() == text
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True, eq=False)
 class BenchmarkData:
     """Models, their benchmark scores and the benchmarks' metadata, validated.
@@ -97,7 +115,8 @@ class BenchmarkData:
     models : pandas.DataFrame
         One row per model: ``model`` (unique str), ``family`` (str, NaN = unknown), ``kind``
         (``"base"``/``"instruct"``, NaN = unknown), ``params_b``, ``tokens_t``, ``flops_1e21``
-        (floats, NaN = unknown; FLOPs in units of 1e21).
+        (floats, NaN = unknown; FLOPs in units of 1e21); optionally ``release_date``
+        (``YYYY-MM-DD`` str, NaN = unknown), kept only when some model has one.
     scores : pandas.DataFrame
         Long format ``model, benchmark, value``; one row per observed cell (no NaN values).
     benchmarks : pandas.DataFrame
@@ -122,6 +141,16 @@ class BenchmarkData:
     def __post_init__(self) -> None:
         src = self.source
         m = _frame(self.models, MODEL_COLUMNS, _MODEL_STR, "models", src)
+        if RELEASE_DATE in self.models.columns:
+            dates = _strings(self.models[RELEASE_DATE].reset_index(drop=True))
+            bad = dates.dropna()[~dates.dropna().map(_is_date)]
+            if len(bad):
+                raise DataError(
+                    f"{src}: release_date {bad.iloc[0]!r} of model '{m['model'][bad.index[0]]}' "
+                    "is not a date; write YYYY-MM-DD or leave it blank"
+                )
+            if dates.notna().any():  # an all-blank column is no column (same fingerprint)
+                m[RELEASE_DATE] = dates
         s = _frame(self.scores, SCORE_COLUMNS, ("model", "benchmark"), "scores", src)
         b = _frame(self.benchmarks, BENCHMARK_COLUMNS, _BENCH_STR, "benchmarks", src)
         for df, col, what in ((m, "model", "models"), (b, "benchmark", "benchmarks")):

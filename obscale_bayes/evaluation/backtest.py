@@ -2,8 +2,12 @@
 
 :func:`run_backtests` runs a list of :class:`~obscale_bayes.evaluation.cases.BacktestCase` (the
 paper's nine analyses, the BBH preset, user-chosen tasks: all built by
-:func:`~obscale_bayes.evaluation.cases.build_case`).  The Bayesian model is fitted on each case's
-training models only (their input benchmarks *and* the target task, which joins the factor model
+:func:`~obscale_bayes.evaluation.cases.build_case`).  The ``bayes`` method of these single-target
+cases is the cut downstream module (:func:`_cut_bayes`: principal-axis coordinates of the observed
+inputs, a target module fitted on the training models by MCMC, its noise models and ridge
+scales stacked by blocked K-fold on the training models; :mod:`obscale_bayes.fit.downstream_select`).  The joint model below
+stays reachable as ``bayes_joint``, for comparison only.  In ``bayes_joint`` the model is
+fitted on each case's training models only (their input benchmarks *and* the target task, which joins the factor model
 as one more output with its own floor, range and misfit), one
 :class:`~obscale_bayes.fit.runner.FitJob` per case through :func:`~obscale_bayes.fit.runner.run_fits`
 (a local process pool by default, or the given executor / dask client).  In the worker, each
@@ -26,12 +30,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from obscale_bayes.data.tables import load_benchmark_metadata
 from obscale_bayes.errors import UsageError
 from obscale_bayes.evaluation import metrics
 from obscale_bayes.evaluation.baselines import FamilyInterceptFlops, FlopsOnly, PaperPCAMethod
 from obscale_bayes.evaluation.cases import BacktestCase
-from obscale_bayes.fit.runner import FitJob, run_fits
+from obscale_bayes.fit.downstream import fit_target_module
+from obscale_bayes.fit.runner import FitJob, JobResult, run_fits
 from obscale_bayes.forecast.conditional import forecast_from_scores
+from obscale_bayes.forecast.downstream import target_draws
+from obscale_bayes.model.coordinates import to_score_scale
+from obscale_bayes.model.downstream import LINKS
 from obscale_bayes.progress import get_logger, report_progress
 from obscale_bayes.spec.spec import ModelSpec, load_spec
 
@@ -56,23 +65,29 @@ log = get_logger(__name__)
 BACKTEST_SPEC = "noncentered"
 
 METHODS = ("bayes", "paper_pca3", "flops_only", "family_flops")
+#: The joint model (target as one more output of the factor model: issue 8's main failure),
+#: reachable by name for comparison, never run by default.
+JOINT_METHOD = ("bayes_joint",)
 RECORD_COLUMNS = ["analysis", "task", "method", "split", "n_train", "n_test", "mse", "mae", "crps",
                   "coverage50", "coverage80", "coverage90", "coverage95", "width90"]  # fmt: skip
 _BASELINES = {"paper_pca3": PaperPCAMethod, "flops_only": FlopsOnly,
               "family_flops": FamilyInterceptFlops}  # fmt: skip
 
 
-def parse_methods(methods: str | Sequence[str] | None) -> tuple[str, ...]:
-    """Methods from :data:`METHODS`, comma-separated text or a sequence (None = all)."""
+def parse_methods(
+    methods: str | Sequence[str] | None, known: Sequence[str] = METHODS
+) -> tuple[str, ...]:
+    """Methods from ``known`` (default :data:`METHODS`), comma-separated text or a sequence
+    (None = all of ``known``)."""
     if methods is None:
-        return METHODS
+        return tuple(known)
     items = methods.split(",") if isinstance(methods, str) else list(methods)
     items = [str(t).strip() for t in items if str(t).strip()]
-    bad = [t for t in items if t not in METHODS]
+    bad = [t for t in items if t not in known]
     if bad or not items:
         raise UsageError(
             f"methods: unknown method {bad[0] if bad else methods!r}; choose from "
-            f"{', '.join(METHODS)} (comma-separated)"
+            f"{', '.join(known)} (comma-separated)"
         )
     return tuple(dict.fromkeys(items))
 
@@ -84,6 +99,26 @@ def _bayes_draws(fit: CapabilityModel, case: BacktestCase, seed: int) -> np.ndar
     return case.transform(d.transpose("sample", "model").to_numpy())
 
 
+def _cut_bayes(case: BacktestCase, kw: dict) -> JobResult:
+    """The ``bayes`` method of a single-target case: the cut downstream module.
+
+    Coordinates and target module are fitted on the training models' observed input scores and
+    target (:func:`~obscale_bayes.fit.downstream.fit_target_module`: noise models x ridge scales,
+    stacked by blocked K-fold on the training models); each held-out model is forecast from its observed
+    inputs (:func:`~obscale_bayes.forecast.downstream.target_draws`).  No capability fit: the
+    inputs are observed, and the cut keeps them fixed.
+    """
+    t0 = time.perf_counter()
+    meta = load_benchmark_metadata() if case.benchmarks is None else case.benchmarks
+    scores = to_score_scale(case.models[list(case.inputs)], meta)
+    y = case.transform(case.models.loc[case.train, "raw_target"])
+    link = case.link if case.link in LINKS else "floored_sigmoid"
+    module = fit_target_module(scores[case.train], y, link, **kw)
+    draws = target_draws(module, scores[case.test], seed=kw.get("seed", 0))
+    return JobResult(case.name, (draws, module.weights), module.diagnostics,
+                     time.perf_counter() - t0)  # fmt: skip
+
+
 def _baseline(case: BacktestCase, method: str, truth: pd.Series) -> pd.DataFrame | None:
     """Per-cell scores of one baseline, or None where it does not apply."""
     train, test = case.train_frame, case.test_frame
@@ -93,9 +128,37 @@ def _baseline(case: BacktestCase, method: str, truth: pd.Series) -> pd.DataFrame
     return metrics.score_points(truth, model.predict(test))
 
 
+def _score_multi(case: Any, methods: Sequence[str], fits: dict) -> list[tuple[dict, pd.DataFrame]]:
+    """Per-task summary rows and cell tables of a multi-task case, for every method it has."""
+    out = []
+    for method in methods:
+        if method not in case.methods:
+            continue
+        extra, value = {}, None
+        if method == "bayes":
+            res = fits[case.name]
+            value = res.value
+            extra = {"max_rhat": res.diagnostics.max_rhat,
+                     "divergences": res.diagnostics.divergences}  # fmt: skip
+        for task, table in case.score(method, value):
+            s = metrics.summarize(table).iloc[0].to_dict()
+            row = {"analysis": case.name, "task": task, "method": method, "split": case.split,
+                   "n_train": int(case.train.sum()), "n_test": int(table["model"].nunique()),
+                   **s, **extra}  # fmt: skip
+            out.append((row, table))
+    return out
+
+
+def _multi(case: Any) -> bool:
+    """Whether a case scores several tasks itself (the standard preset's
+    :class:`~obscale_bayes.evaluation.standard.StandardCase`: ``fit_data()``, ``post(seed)``,
+    ``score(method, value) -> [(task, cells)]``, ``methods``)."""
+    return all(hasattr(case, a) for a in ("fit_data", "post", "score", "methods"))
+
+
 def _check_cases(cases: BacktestCase | Sequence[BacktestCase]) -> list[BacktestCase]:
-    cases = [cases] if isinstance(cases, BacktestCase) else list(cases)
-    if not cases or not all(isinstance(c, BacktestCase) for c in cases):
+    cases = [cases] if isinstance(cases, BacktestCase) or _multi(cases) else list(cases)
+    if not cases or not all(isinstance(c, BacktestCase) or _multi(c) for c in cases):
         raise UsageError("cases: give one or more BacktestCase (evaluation.cases.build_case)")
     names = [c.name for c in cases]
     dup = sorted({n for n in names if names.count(n) > 1})
@@ -142,30 +205,55 @@ def run_backtests(
         rows; and one row per (case, method, held-out model).
     """
     cases = _check_cases(cases)
-    methods = parse_methods(methods)
+    known = [m for c in cases for m in (c.methods if _multi(c) else METHODS + JOINT_METHOD)]
+    methods = parse_methods(methods, tuple(dict.fromkeys(known)))
     if not isinstance(spec, ModelSpec):
         spec = load_spec(spec if spec is not None else BACKTEST_SPEC)
-    fits = {}
-    if "bayes" in methods:
-        kw = {"draws": draws, "tune": tune, "chains": chains, "seed": seed}
-        jobs = [
-            FitJob(c.name, c.data(c.train, with_target=True), spec, kw,
-                   partial(_bayes_draws, case=c, seed=seed))
-            for c in cases
-        ]  # fmt: skip
+    fits, cuts = {}, {}
+    kw = {"draws": draws, "tune": tune, "chains": chains, "seed": seed}
+    jobs = [
+        FitJob(c.name, c.fit_data(), spec, kw, c.post(seed)) if _multi(c) else
+        FitJob(c.name, c.data(c.train, with_target=True), spec, kw,
+               partial(_bayes_draws, case=c, seed=seed))
+        for c in cases if ("bayes" in methods and _multi(c))
+        or ("bayes_joint" in methods and not _multi(c))
+    ]  # fmt: skip
+    if jobs:
         fits = run_fits(jobs, executor, max_workers=max_workers, progress=progress)
+    if "bayes" in methods:  # single-target cases: the cut module, small fits run here
+        single = [c for c in cases if not _multi(c)]
+        t_cut = time.monotonic()
+        for i, c in enumerate(single, 1):
+            cuts[c.name] = res = _cut_bayes(c, kw)
+            if progress:
+                d = res.diagnostics
+                what = (f"target module '{c.name}' in {res.seconds:.1f} s (R-hat "
+                        f"{d.max_rhat:.3f}, bulk ESS {d.min_ess_bulk:.0f}, {d.divergences} "
+                        f"divergences, stacking "
+                        f"{ {k: round(w, 2) for k, w in res.value[1].items()} })")  # fmt: skip
+                report_progress(log, i, len(single), what, t_cut)
     started = time.monotonic()
     rows, cells = [], []
     for i, case in enumerate(cases, 1):
+        if _multi(case):  # several tasks, cells labelled by the case (standard preset)
+            scored = _score_multi(case, methods, fits)
+            rows += [r for r, _ in scored]
+            cells += [t.assign(analysis=case.name, method=r["method"]) for r, t in scored]
+            if progress:
+                line = _case_line(case, [r for r, _ in scored])
+                report_progress(log, i, len(cases), line, started)
+            continue
         truth = case.truth
         s_rows = []
         for method in methods:
             extra = {}
-            if method == "bayes":
-                res = fits[case.name]
-                table = metrics.score_draws(truth, res.value)
+            if method in ("bayes", "bayes_joint"):
+                res = cuts[case.name] if method == "bayes" else fits[case.name]
+                value = res.value[0] if method == "bayes" else res.value
+                table = metrics.score_draws(truth, value)
                 extra = {"max_rhat": res.diagnostics.max_rhat,
-                         "divergences": res.diagnostics.divergences}  # fmt: skip
+                         "divergences": res.diagnostics.divergences,
+                         "min_ess_bulk": res.diagnostics.min_ess_bulk}  # fmt: skip
             else:
                 table = _baseline(case, method, truth)
                 if table is None:

@@ -92,16 +92,19 @@ def parse_inputs(
     return tuple(items)
 
 
-def load_for(tasks: Sequence[str], inputs: Sequence[str], path: str | None = None) -> BenchmarkData:
-    """The table a backtest of ``tasks`` runs on: the user's CSV at ``path``, or the shipped
-    tables restricted to the inputs and tasks (instruct models when every task is an
-    agent/instruct benchmark)."""
+def load_for(
+    tasks: Sequence[str], inputs: Sequence[str], path: str | None = None, **read_kwargs
+) -> BenchmarkData:
+    """The table a backtest of ``tasks`` runs on: the user's CSV at ``path`` (read with
+    ``read_kwargs`` of :func:`~obscale_bayes.data.reader.read_table`, e.g. ``extra_benchmarks``),
+    or the shipped tables restricted to the inputs and tasks (instruct models when every task
+    is an agent/instruct benchmark)."""
     from obscale_bayes.data.tables import load_shipped
 
     if path is not None:
         from obscale_bayes.data.reader import read_table
 
-        return read_table(path)
+        return read_table(path, **read_kwargs)
     ids = [resolve_task(t) for t in tasks]
     meta = load_benchmark_metadata()
     groups = meta.set_index("benchmark").loc[ids, "group"]

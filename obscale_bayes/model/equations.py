@@ -27,7 +27,13 @@ fixes :math:`\tau_j` at ``misfit_floor``.  Anchors are fixed either way (:math:`
 ``anchor_misfit``, :math:`\nu_j = 0`); see :func:`misfits_np`.
 
 The PyTensor functions (``*_pt``) build the PyMC graph of :mod:`obscale_bayes.model.build`; the
-NumPy ones (``*_np``) compute forecasts, checks and simulations from posterior draws.  The
+NumPy ones (``*_np``) compute forecasts, checks and simulations from posterior draws.
+
+The downstream (target) module of :mod:`obscale_bayes.model.downstream` reuses these pieces on
+its own coordinates :math:`z` (:mod:`obscale_bayes.model.coordinates`):
+:math:`p = g + (1 - g)\,\mathrm{sigmoid}(b + w \cdot z)` (:func:`target_score_np`) and an sd
+that is either constant or vanishes at the floor and the ceiling,
+:math:`\sqrt{s_0^2 + (\tau\,\partial p/\partial\eta)^2}` (:func:`target_sd_np`).  The
 compute axis has no PyTensor twin: the graph receives it as data (and the latent FLOPs are
 sampled on the axis itself).  ``tests/model/test_equations_agreement.py`` checks every NumPy consumer
 against the graph.
@@ -65,6 +71,10 @@ __all__ = [
     "observation_logpdf_np",
     "observation_pm",
     "sigmoid_np",
+    "target_score_np",
+    "target_score_pt",
+    "target_sd_np",
+    "target_sd_pt",
 ]
 
 
@@ -282,3 +292,36 @@ def observation_pm(name: str, p, sd, structure: dict, **kwargs):
     if structure["likelihood"] == "student_t":
         return pm.StudentT(name, nu=structure["student_t_nu"], mu=p, sigma=sd, **kwargs)
     return pm.Normal(name, mu=p, sigma=sd, **kwargs)
+
+
+# ---------------------------------------------------------------- target (downstream) module
+def target_score_np(
+    z: ArrayLike, bias: ArrayLike, weight: ArrayLike, floor: ArrayLike
+) -> np.ndarray:
+    r"""Target's expected score :math:`p = g + (1 - g)\,\mathrm{sigmoid}(b + w \cdot z)`.
+
+    ``z`` ``(..., K)`` coordinates, ``weight`` ``(..., K)``, ``bias`` and ``floor`` ``(...)``
+    (broadcasting: draws ``(S, 1, K)`` against models ``(n, K)`` give ``(S, n)``).
+    """
+    return floored_sigmoid_np(linear_predictor_np(z, bias, weight), floor)
+
+
+def target_score_pt(z, bias, weight, floor):
+    """PyTensor twin of :func:`target_score_np`."""
+    return floored_sigmoid_pt(linear_predictor_pt(z, bias, weight), floor)
+
+
+def target_sd_np(
+    p: ArrayLike, floor: ArrayLike, sigma: ArrayLike, tau: ArrayLike = 0.0
+) -> np.ndarray:
+    r"""Target's noise sd :math:`\sqrt{\sigma^2 + (\tau\,\partial p/\partial\eta)^2}`.
+
+    ``tau = 0`` is the homoscedastic normal; with ``tau > 0`` and a small ``sigma`` the sd
+    vanishes at the floor and the ceiling (:func:`noise_sd_np` without the sampling term).
+    """
+    return noise_sd_np(p, 0.0, sigma, floor, tau)
+
+
+def target_sd_pt(p, floor, sigma, tau=0.0):
+    """PyTensor twin of :func:`target_sd_np`."""
+    return noise_sd_pt(p, 0.0, sigma, floor, tau)

@@ -67,10 +67,10 @@ def plot_ppc(
     y = fit.idata["observed_data"].dataset["score"].to_numpy()
     bench = rep["obs_benchmark"].to_numpy().astype(str)
     rng = np.random.default_rng(seed)
-    pick = rng.choice(
+    draw_idx = rng.choice(
         rep.sizes["sample"], size=min(int(n_draws), rep.sizes["sample"]), replace=False
     )
-    r = rep.to_numpy()[pick]
+    r = rep.to_numpy()[draw_idx]
     names = pick(benchmarks, list(fit.inputs.benchmark_ids), "benchmark")
     fig, axes = _grid(len(names), ncols)
     for ax, b in zip(axes, names, strict=True):

@@ -152,9 +152,11 @@ def test_missing_data_file(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("case", ["percent", "non_numeric", "empty_file", "no_model_column"])
-def test_bad_table_given_to_forecast_models(case, tmp_path, capsys):
+def test_bad_table_given_to_forecast_models(case, tmp_path, capsys, mock_fit):
+    # the new models are read with the fit's stored metadata (issue 9), so the fit must exist
     text, expected = BAD_TABLES[case]
     (tmp_path / "new.csv").write_text(text, encoding="utf-8")
+    mock_fit.save(tmp_path / "fit.nc")
     png = tmp_path / "plot.png"
     line = fails(
         capsys,
@@ -162,7 +164,7 @@ def test_bad_table_given_to_forecast_models(case, tmp_path, capsys):
         *expected,
     )
     assert "new.csv" in line
-    only(tmp_path, "new.csv")
+    only(tmp_path, "new.csv", "fit.nc")
 
 
 # ---------------------------------------------------------------------------- bad specs

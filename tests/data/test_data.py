@@ -86,7 +86,7 @@ def test_scores_unique_in_range_and_described(scores, meta, models):
     r = meta.set_index("benchmark").loc[scores.benchmark]
     assert (scores.value.to_numpy() >= r.metric_min.to_numpy()).all()
     assert (scores.value.to_numpy() <= r.metric_max.to_numpy()).all()
-    assert len(scores) == 9172
+    assert len(scores) == 9502  # 9172 + 330 Open LLM Leaderboard v2 scores (55 x 6)
 
 
 def test_benchmark_metadata_complete(meta):
@@ -96,6 +96,7 @@ def test_benchmark_metadata_complete(meta):
         "agent": 29,
         "standard": 8,
         "emergent": 8,
+        "leaderboard_v2": 6,
         "instruct": 2,
     }
     assert set(meta.group) <= set(GROUPS)
@@ -103,7 +104,12 @@ def test_benchmark_metadata_complete(meta):
     assert set(meta.unit) == {"fraction", "bleu", "score"}
     fl = meta.dropna(subset=["floor"])
     assert ((fl.floor >= fl.metric_min) & (fl.floor <= fl.metric_max)).all()
-    assert set(meta.loc[meta.floor.isna(), "benchmark"]) == {"truthfulqa", "arena_elo"}
+    assert set(meta.loc[meta.floor.isna(), "benchmark"]) == {
+        "truthfulqa",
+        "arena_elo",
+        "bbh",
+        "musr",
+    }
     assert meta.display_name.notna().all() and meta.description.notna().all()
     assert ((meta.n_items > 0) | meta.n_items.isna()).all()
 
@@ -192,7 +198,7 @@ def test_import_needs_no_pymc():
 # ---- load_shipped / subset / wide -------------------------------------------------------------
 def test_load_shipped_options():
     a = load_shipped("all", None)
-    assert (len(a.models), len(a.benchmarks), len(a.scores)) == (155, 141, 9172)
+    assert (len(a.models), len(a.benchmarks), len(a.scores)) == (155, 147, 9502)
     e = load_shipped(["standard", "emergent"])
     assert len(e.models) == 128 and len(e.benchmarks) == 16
     ag = load_shipped(["standard", "instruct", "agent"], kind="instruct")

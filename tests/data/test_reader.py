@@ -256,19 +256,23 @@ def test_unknown_benchmark(tmp_path):
 
 def test_extra_benchmarks_file(tmp_path):
     table = write(tmp_path, "model,family,mmlu,my_bench\nx,F,0.4,30\n")
-    meta = write(tmp_path, "benchmark,floor,metric_min,metric_max\nmy_bench,0,0,100\n", "m.csv")
+    meta = write(
+        tmp_path, "benchmark,floor,metric_min,metric_max,n_items\nmy_bench,0,0,100,50\n", "m.csv"
+    )
     d = read_table(table, extra_benchmarks=meta)
     assert d.benchmark_ids == ["mmlu", "my_bench"] and d.benchmarks.iloc[1].unit == "score"
     bad(
         tmp_path,
-        "benchmark,floor,metric_min,metric_max\nmy_bench,,0,100\n",
+        "benchmark,floor,metric_min,metric_max,n_items\nmy_bench,,0,100,\n",
         "line 2",
         "floor",
         name="m.csv",
         extra_benchmarks=tmp_path / "m.csv",
     )
     with pytest.raises(DataError, match=r"m\.csv: line 2, column 'metric_max'"):
-        write(tmp_path, "benchmark,floor,metric_min,metric_max\nmmlu,0.25,0,100\n", "m.csv")
+        write(
+            tmp_path, "benchmark,floor,metric_min,metric_max,n_items\nmmlu,0.25,0,100,\n", "m.csv"
+        )
         read_table(table, extra_benchmarks=meta)
 
 

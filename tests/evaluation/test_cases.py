@@ -137,7 +137,7 @@ def test_build_case_from_a_user_csv(tmp_path, bbh_data):
         columns={"flops_1e21": "flops_1e21"}
     ).reset_index().to_csv(path, index=False)
     extra = tmp_path / "extra.csv"
-    extra.write_text("benchmark,floor,metric_min,metric_max\nbbh_cot,0.1,0,1\n")
+    extra.write_text("benchmark,floor,metric_min,metric_max,n_items\nbbh_cot,0.1,0,1,\n")
     from obscale_bayes.data.reader import read_table
 
     data = read_table(path, extra_benchmarks=extra)

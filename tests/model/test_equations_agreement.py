@@ -179,3 +179,41 @@ def test_numpy_paths_match_the_graph(table, name):
         params = {k: post[k].values[0, 0] for k in PARAMETER_DIMS if k in post}
         _, truth = simulate(table, spec, seed=0, params=params)
         np.testing.assert_allclose(truth["expected_score"].values[om, ob], ref["p"], **TOL)
+
+
+@pytest.mark.parametrize("link", ["sigmoid", "floored_sigmoid"])
+@pytest.mark.parametrize("noise", ["normal", "hetero", "censored"])
+def test_target_module_numpy_matches_its_graph(link, noise):
+    """The downstream module: ``TargetFit.expected / sd / log_likelihood`` (what forecasts and
+    LOO use) against the graph's ``p``, the likelihood's sd and its pointwise log density."""
+    from obscale_bayes.fit.downstream import TargetFit
+    from obscale_bayes.model.downstream import build_target_model
+
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=(12, 3))
+    y = np.clip(rng.uniform(-0.02, 1.0, 12), None, 1.0)
+    y[:2] = 0.0, 1.0  # exact bounds: the censored likelihood's masses
+    model = build_target_model(z, y, link, noise)
+    obs = model["y"]
+    # the normal inside a censored likelihood holds its mean and sd
+    dist = obs.owner.inputs[0] if noise == "censored" else obs
+    mu, sigma = dist.owner.inputs[-2:]
+    names = [v.name for v in model.free_RVs]
+    with pytensor.config.change_flags(**FAST):
+        outs = model.replace_rvs_by_values([model[n] for n in names] + [mu, sigma])
+        fn = model.compile_fn(outs + [model.logp(vars=[obs], sum=False)[0]],
+                              inputs=model.value_vars, on_unused_input="ignore")  # fmt: skip
+        *vals, p, sd, ll = fn(_point(model, seed=4))
+    v = dict(zip(names, vals, strict=True))
+    one = lambda a: np.asarray(a, dtype=float)[None]  # noqa: E731 - one draw
+    draws = {"bias": one(v["bias"]), "weight": one(v["weight"]), "sigma": one(v["sigma"]),
+             "tau": one(v.get("tau", 0.0)), "floor": one(v.get("floor_fitted", 0.0))}  # fmt: skip
+    fit = TargetFit(link, noise, draws, diagnostics=None, tree=xr.DataTree())
+    p_np = fit.expected(z)
+    np.testing.assert_allclose(p_np[0], p, **TOL)
+    np.testing.assert_allclose(fit.sd(p_np)[0], np.broadcast_to(sd, p.shape), **TOL)
+    # (PyTensor's normal log-CDF and SciPy's agree to ~1e-8 at the censored bounds)
+    tol = {"rtol": 1e-7, "atol": 1e-7} if noise == "censored" else {"rtol": 1e-9, "atol": 1e-9}
+    np.testing.assert_allclose(fit.log_likelihood(z, y)[0], ll, **tol)
+    if noise == "censored":  # the selection rule's clipped-scale score is this likelihood
+        np.testing.assert_allclose(fit.log_score(z, y)[0], ll, **tol)
