@@ -7,6 +7,7 @@ command-line flag: the CLI maps a leading parameter name to its flag (``obscale_
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from obscale_bayes.errors import UsageError
 
@@ -52,3 +53,24 @@ def check_positive_int(value: int, where: str) -> int:
     if v < 1:
         raise UsageError(f"{where}: must be a positive whole number, got {value}")
     return v
+
+
+def parse_choices(
+    value: str | Sequence[str] | None, known: Sequence[str], param: str, noun: str
+) -> tuple[str, ...]:
+    """Choices from ``known``, given as comma-separated text or a sequence (None = all).
+
+    Duplicates are dropped (first order kept); an unknown or empty choice is a one-line
+    :class:`UsageError` naming ``param``.
+    """
+    if value is None:
+        return tuple(known)
+    items = value.split(",") if isinstance(value, str) else list(value)
+    items = [str(t).strip() for t in items if str(t).strip()]
+    bad = [t for t in items if t not in known]
+    if bad or not items:
+        raise UsageError(
+            f"{param}: unknown {noun} {bad[0] if bad else value!r}; choose from "
+            f"{', '.join(known)} (comma-separated)"
+        )
+    return tuple(dict.fromkeys(items))

@@ -43,6 +43,7 @@ from obscale_bayes.model.coordinates import to_score_scale
 from obscale_bayes.model.downstream import LINKS
 from obscale_bayes.progress import get_logger, report_progress
 from obscale_bayes.spec.spec import ModelSpec, load_spec
+from obscale_bayes.validation import parse_choices
 
 if TYPE_CHECKING:  # pragma: no cover
     from obscale_bayes.fit.fitted import CapabilityModel
@@ -79,17 +80,7 @@ def parse_methods(
 ) -> tuple[str, ...]:
     """Methods from ``known`` (default :data:`METHODS`), comma-separated text or a sequence
     (None = all of ``known``)."""
-    if methods is None:
-        return tuple(known)
-    items = methods.split(",") if isinstance(methods, str) else list(methods)
-    items = [str(t).strip() for t in items if str(t).strip()]
-    bad = [t for t in items if t not in known]
-    if bad or not items:
-        raise UsageError(
-            f"methods: unknown method {bad[0] if bad else methods!r}; choose from "
-            f"{', '.join(known)} (comma-separated)"
-        )
-    return tuple(dict.fromkeys(items))
+    return parse_choices(methods, known, "methods", "method")
 
 
 def _bayes_draws(fit: CapabilityModel, case: BacktestCase, seed: int) -> np.ndarray:

@@ -53,6 +53,7 @@ from obscale_bayes.evaluation.standard_methods import (
     fill_baseline,
 )
 from obscale_bayes.spec.spec import ModelSpec, load_spec
+from obscale_bayes.validation import parse_choices
 
 __all__ = [
     "CUTOFF_1E21",
@@ -305,17 +306,7 @@ def standard_cases(
 
 def parse_protocols(protocols: str | Sequence[str] | None) -> tuple[str, ...]:
     """Protocols from :data:`PROTOCOLS`, comma-separated text or a sequence (None = all)."""
-    if protocols is None:
-        return PROTOCOLS
-    items = protocols.split(",") if isinstance(protocols, str) else list(protocols)
-    items = [str(t).strip() for t in items if str(t).strip()]
-    bad = [t for t in items if t not in PROTOCOLS]
-    if bad or not items:
-        raise UsageError(
-            f"protocols: unknown protocol {bad[0] if bad else protocols!r}; choose from "
-            f"{', '.join(PROTOCOLS)} (comma-separated)"
-        )
-    return tuple(dict.fromkeys(items))
+    return parse_choices(protocols, PROTOCOLS, "protocols", "protocol")
 
 
 def run_standard(
