@@ -38,3 +38,20 @@ def k1_truth_fit() -> CapabilityModel:
 def mock_fit(subset) -> CapabilityModel:
     """The default model on :func:`subset` with 2 x 50 prior draws as its posterior."""
     return testing.prior_fit(subset, "default", draws=50, chains=2, seed=0)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _job_store(tmp_path_factory):
+    """Point the CLI's default job store (``runs/jobs``) at a temporary folder, for this process
+    and the subprocesses tests start, so that no test writes into the working tree."""
+    import os
+
+    from obscale_bayes.cli.args import STORE_ENV
+
+    old = os.environ.get(STORE_ENV)
+    os.environ[STORE_ENV] = str(tmp_path_factory.mktemp("jobs"))
+    yield
+    if old is None:
+        os.environ.pop(STORE_ENV, None)
+    else:
+        os.environ[STORE_ENV] = old

@@ -19,7 +19,7 @@ as derived posterior quantities: the predictive score draws of each (family, FLO
 benchmark, computed from the same posterior draws, so the same weights apply to them.
 
 A *sweep* refits the model under other specs (:func:`run_sweep`, through
-:func:`obscale_bayes.fit.runner.run_fits`) and reports how each forecast's median and 90% interval
+:func:`obscale_bayes.fit.runner.run_fits`, resumable with a job store) and reports how each forecast's median and 90% interval
 move relative to the base spec, in units of the base interval's width
 (:func:`sweep_table`).  :func:`verdict` combines both: a conclusion is *prior-driven* when its
 prior power-scaling sensitivity is at least 0.05 or when a prior-only variant moves its median
@@ -49,6 +49,7 @@ from obscale_bayes.forecast.targets import quickstart_targets
 if TYPE_CHECKING:  # pragma: no cover
     from obscale_bayes.data.tables import BenchmarkData
     from obscale_bayes.fit.fitted import CapabilityModel
+    from obscale_bayes.fit.jobstore import JobStore
     from obscale_bayes.spec.spec import ModelSpec
 
 #: A prior-only variant that moves a median by more than this many base-interval widths.
@@ -229,6 +230,7 @@ def run_sweep(
     seed: int = 0,
     executor: Any = None,
     progress: bool = True,
+    store: JobStore | str | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Refit ``data`` under each variant (in parallel) and tabulate how the forecasts move.
 
@@ -251,6 +253,11 @@ def run_sweep(
         Seed of every fit and forecast.
     executor : Executor or dask Client, optional
         Where to run the fits (:func:`obscale_bayes.fit.runner.run_fits`).
+    progress : bool
+        Log one line per finished fit.
+    store : JobStore or folder path, optional
+        Keep every finished fit there and skip those already kept, so that a killed sweep run
+        again resumes (:mod:`obscale_bayes.fit.jobstore`); None = keep nothing.
 
     Returns
     -------
@@ -276,7 +283,7 @@ def run_sweep(
         forecasts[base.name] = _sweep_summary(base_fit, targets, ci, seed)
         diags[base.name] = base_fit.diagnostics
     jobs = [FitJob(n, data, s, kw, post) for n, s in specs.items() if n not in forecasts]
-    for name, res in run_fits(jobs, executor, progress=progress).items():
+    for name, res in run_fits(jobs, executor, progress=progress, store=store).items():
         forecasts[name] = res.value
         diags[name] = res.diagnostics
     order = [base.name] + [n for n in specs if n != base.name]

@@ -19,8 +19,12 @@ from obscale_bayes.errors import UsageError
 from obscale_bayes.validation import check_flops
 
 __all__ = [
+    "DEFAULT_STORE",
+    "STORE_ENV",
+    "default_store",
     "MIN_FLOPS",
     "PROG",
+    "add_resume_options",
     "add_sampling_options",
     "add_table_options",
     "check_writable",
@@ -31,6 +35,7 @@ __all__ = [
     "probability",
     "sampling_kwargs",
     "seed",
+    "store_path",
     "table_kwargs",
     "with_flags",
 ]
@@ -38,6 +43,11 @@ __all__ = [
 PROG = "obscale-bayes"
 #: Smallest accepted ``--flops``: anything below is surely a unit mistake (1e21 units, params).
 MIN_FLOPS = 1e15
+#: Folder of finished fits that ``backtest`` and ``sensitivity --sweep`` resume from by default.
+DEFAULT_STORE = "runs/jobs"
+#: Environment variable that moves :data:`DEFAULT_STORE` (the test suite points it at a
+#: temporary folder so that tests never write into the working tree).
+STORE_ENV = "OBSCALE_BAYES_JOBS"
 #: Library parameter -> command-line dest, where the two are named differently.
 PARAMETER_ALIASES = {"paths": "data", "extra_benchmarks": "benchmarks"}
 # A leading parameter name: "draws: ..." or "task gsm8k: ..." (the name, then one token).
@@ -178,6 +188,38 @@ def sampling_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     the user set (an unset ``--cores`` is left to the fit, or to the runner's worker share)."""
     names = ("draws", "tune", "chains", "seed", "sampler", "target_accept", "cores")
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+def add_resume_options(parser: argparse.ArgumentParser, what: str = "fit") -> None:
+    """Declare ``--resume DIR`` (default :data:`DEFAULT_STORE`) and ``--no-resume``: where
+    finished fits are kept, so that the same command run again skips them
+    (:mod:`obscale_bayes.fit.jobstore`; the library's parameter ``store``)."""
+    g = parser.add_mutually_exclusive_group()
+    g.add_argument(
+        "--resume",
+        dest="store",
+        metavar="DIR",
+        default=default_store(),
+        help=f"keep every finished {what} in DIR as it finishes; a killed or interrupted run, "
+        f"re-run with the same command, skips them and resumes ({DEFAULT_STORE}: on by "
+        "default; results are keyed by data, spec, settings, seed and package code, so a "
+        "change re-runs; delete DIR at any time)",
+    )
+    g.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="keep nothing and reuse nothing: run every fit afresh",
+    )
+
+
+def default_store() -> str:
+    """``$OBSCALE_BAYES_JOBS`` if set, else :data:`DEFAULT_STORE`."""
+    return os.environ.get(STORE_ENV) or DEFAULT_STORE
+
+
+def store_path(args: argparse.Namespace) -> str | None:
+    """The job store folder of :func:`add_resume_options` (None with ``--no-resume``)."""
+    return None if getattr(args, "no_resume", False) else getattr(args, "store", None)
 
 
 # ---------------------------------------------------------------------------- table options

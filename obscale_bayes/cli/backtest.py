@@ -13,19 +13,27 @@ Three modes, every method side by side in one table (or ``--json`` records):
 Every mode builds its cases with :func:`obscale_bayes.evaluation.cases.build_case` and runs them
 with :func:`obscale_bayes.evaluation.backtest.run_backtests`; this module only reads the flags
 and formats the results (``main`` maps the library's parameter names in errors to flags).
+
+Every finished fit is kept in ``--resume DIR`` (default ``runs/jobs``) as it finishes, so the
+same command run again after a kill or Ctrl-C skips them and resumes (``--no-resume``: off);
+``--preset standard`` does not use the store yet.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pandas as pd
 
 from obscale_bayes.cli.args import (
+    add_resume_options,
     add_sampling_options,
     add_table_options,
     figure_path,
+    store_path,
     table_kwargs,
 )
 from obscale_bayes.errors import UsageError
@@ -102,9 +110,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_sampling_options(
         b, draws=1000, tune=1000, chains=4, seed_help="random seed (0)", backend=False
     )
+    add_resume_options(b)
     b.add_argument("--json", action="store_true", help="print JSON records instead of a table")
     b.add_argument("--plot", metavar="FILE.png", help="forecast-vs-actual and calibration figure")
     b.set_defaults(func=cmd_backtest)
+
+
+@contextmanager
+def resuming(store: str | None) -> Iterator[None]:
+    """On Ctrl-C inside, say where the finished fits are kept (then let it go on)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if store is not None:
+            print(f"obscale-bayes: finished fits are kept in {store}; run the same command "
+                  "again to resume", file=sys.stderr)  # fmt: skip
+        raise
 
 
 def _cases(args: argparse.Namespace) -> tuple[list, bool]:
@@ -162,10 +183,12 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     # bayes_joint (the joint model) by name only, never in the default set
     methods = parse_methods(args.methods, METHODS + JOINT_METHOD) if args.methods else METHODS
     cases, paper = _cases(args)  # every flag, task and split problem surfaces before sampling
-    summary, cells = run_backtests(
-        cases, load_spec(args.spec or "noncentered"), methods, draws=args.draws, tune=args.tune,
-        chains=args.chains, seed=args.seed,
-    )  # fmt: skip
+    store = store_path(args)
+    with resuming(store):
+        summary, cells = run_backtests(
+            cases, load_spec(args.spec or "noncentered"), methods, draws=args.draws,
+            tune=args.tune, chains=args.chains, seed=args.seed, store=store,
+        )  # fmt: skip
     rep = targets_report(summary, cells) if paper else None
     if args.json:
         print(dumps_records(summary[RECORD_COLUMNS], indent=1))
@@ -232,10 +255,12 @@ def _cmd_standard(args: argparse.Namespace) -> int:
     for opt in ("task", "inputs", "split", "data", "analysis"):
         if getattr(args, opt):
             raise UsageError(f"--{opt}: not used with --preset standard; drop it")
-    records, cells = run_standard(
-        args.protocols, args.spec, args.methods, draws=args.draws, tune=args.tune,
-        chains=args.chains, seed=args.seed,
-    )  # fmt: skip
+    store = store_path(args)
+    with resuming(store):
+        records, cells = run_standard(
+            args.protocols, args.spec, args.methods, draws=args.draws, tune=args.tune,
+            chains=args.chains, seed=args.seed, store=store,
+        )  # fmt: skip
     if args.json:
         print(dumps_records(records[STANDARD_RECORD_COLUMNS], indent=1))
     else:

@@ -148,7 +148,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
         if Path(p).resolve() == out.resolve():
             raise UsageError(f"--out: {out} is also a --data file; write the fit elsewhere")
     log.info("data: %s; spec: '%s' (%s)", describe_data(data), spec.name, short_path(spec.source))
-    fit = CapabilityModel.fit(data, spec, progress=not args.quiet, **sampling_kwargs(args))
+    from obscale_bayes.fit.jobstore import ctrl_c_stops
+
+    with ctrl_c_stops():  # nutpie would hand back its partial draws on Ctrl-C, saved as a fit
+        fit = CapabilityModel.fit(data, spec, progress=not args.quiet, **sampling_kwargs(args))
     log.info("sampling took %.1f s; saving the fit to %s", fit.diagnostics.sampling_seconds, out)
     fit.save(out)
     print(fit_line(fit, out))

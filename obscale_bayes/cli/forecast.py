@@ -284,7 +284,10 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
                 )
     if fit is None:
         log.info("fitting the default model; the fit will be saved to %s (about 1-2 minutes)", out)
-        fit = CapabilityModel.fit(data, spec, seed=args.seed, progress=True)
+        from obscale_bayes.fit.jobstore import ctrl_c_stops
+
+        with ctrl_c_stops():  # no partial draws saved as a fit on Ctrl-C
+            fit = CapabilityModel.fit(data, spec, seed=args.seed, progress=True)
         fit.save(out)
         log.info("saved the fit to %s", out)
     print(fit_line(fit, out))

@@ -1,5 +1,8 @@
 """``obscale-bayes sensitivity PATH``: power-scaling prior sensitivity of a saved fit, a verdict,
-and optionally a sweep that refits the fit's data under every spec variant in ``models/``."""
+and optionally a sweep that refits the fit's data under every spec variant in ``models/``.
+
+The sweep keeps every finished fit in ``--resume DIR`` (default ``runs/jobs``), so the same
+command run again after a kill or Ctrl-C skips them (``--no-resume``: off)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,13 @@ import sys
 
 import pandas as pd
 
-from obscale_bayes.cli.args import add_sampling_options, parse_flops, sampling_kwargs
+from obscale_bayes.cli.args import (
+    add_resume_options,
+    add_sampling_options,
+    parse_flops,
+    sampling_kwargs,
+    store_path,
+)
 from obscale_bayes.errors import UsageError
 from obscale_bayes.io import dumps_records
 
@@ -55,6 +64,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         seed_help="seed of forecasts and sweep fits (0)",
         what="sweep: ",
     )
+    add_resume_options(s, "sweep fit")
     s.set_defaults(func=cmd_sensitivity)
 
 
@@ -66,6 +76,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
         run_sweep,
         verdict,
     )
+    from obscale_bayes.cli.backtest import resuming
     from obscale_bayes.spec.spec import available_specs
 
     targets = [parse_target(t) for t in args.forecast] if args.forecast else None
@@ -87,15 +98,18 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     sweep = None
     if args.sweep:
         fit_kwargs = {k: v for k, v in sampling_kwargs(args).items() if k != "seed"}
-        sweep, _ = run_sweep(
-            fit.data,
-            variants,
-            base=fit.spec,
-            base_fit=fit,
-            targets=targets,
-            fit_kwargs=fit_kwargs,
-            seed=args.seed,
-        )
+        store = store_path(args)
+        with resuming(store):
+            sweep, _ = run_sweep(
+                fit.data,
+                variants,
+                base=fit.spec,
+                base_fit=fit,
+                targets=targets,
+                fit_kwargs=fit_kwargs,
+                seed=args.seed,
+                store=store,
+            )
     v = verdict(ps, sweep)
     if args.json:
         out = {"power_scaling": ps, "verdict": v}

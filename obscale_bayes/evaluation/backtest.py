@@ -17,13 +17,21 @@ new, stronger model whose standard benchmark scores are known.  The baselines of
 :mod:`obscale_bayes.evaluation.baselines` are scored on the same split and the same (transformed)
 target with :mod:`obscale_bayes.evaluation.metrics`.  Progress goes to the package logger
 (:func:`obscale_bayes.progress.report_progress`), one line per fit and one per scored case.
+
+With ``store=`` (a folder, :mod:`obscale_bayes.fit.jobstore`) every finished fit -- the
+runner's jobs and the cut target modules alike -- is kept there as it finishes, keyed by its case,
+spec, sampling settings and the package's code; the same call again skips them, so a killed
+backtest re-run the same way resumes where it stopped and gives the numbers of an uninterrupted
+run.  Scoring is cheap and always redone.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import Executor
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +44,7 @@ from obscale_bayes.evaluation import metrics
 from obscale_bayes.evaluation.baselines import FamilyInterceptFlops, FlopsOnly, PaperPCAMethod
 from obscale_bayes.evaluation.cases import BacktestCase
 from obscale_bayes.fit.downstream import fit_target_module
+from obscale_bayes.fit.jobstore import JobStore, as_store, ctrl_c_stops
 from obscale_bayes.fit.runner import FitJob, JobResult, run_fits
 from obscale_bayes.forecast.conditional import forecast_from_scores
 from obscale_bayes.forecast.downstream import target_draws
@@ -110,6 +119,41 @@ def _cut_bayes(case: BacktestCase, kw: dict) -> JobResult:
                      time.perf_counter() - t0)  # fmt: skip
 
 
+def _cut_fits(
+    cases: list[BacktestCase], kw: dict, store: JobStore | None, progress: bool
+) -> dict[str, JobResult]:
+    """:func:`_cut_bayes` of every case, here, one after the other; finished ones from and to
+    ``store``."""
+    keys = (
+        {c.name: store.key("target_module", c.name, c, kw) for c in cases}
+        if store is not None
+        else {}
+    )
+    out: dict[str, JobResult] = {}
+    for c in cases if store is not None else ():
+        stored = store.load(keys[c.name])
+        if isinstance(stored, JobResult):
+            out[c.name] = replace(stored, from_store=True)
+    if out:
+        log.info(f"skipped {len(out)} finished jobs from {store.path} (target modules)")
+    todo = [c for c in cases if c.name not in out]
+    t_cut = time.monotonic()
+    for i, c in enumerate(todo, 1):
+        with ctrl_c_stops():  # a Ctrl-C never makes a short fit that is kept as finished
+            out[c.name] = res = _cut_bayes(c, kw)
+        if store is not None:
+            store.save(keys[c.name], res, {"kind": "target_module", "name": c.name,
+                                           "seconds": f"{res.seconds:.1f}"})  # fmt: skip
+        if progress:
+            d = res.diagnostics
+            what = (f"target module '{c.name}' in {res.seconds:.1f} s (R-hat "
+                    f"{d.max_rhat:.3f}, bulk ESS {d.min_ess_bulk:.0f}, {d.divergences} "
+                    f"divergences, stacking "
+                    f"{ {k: round(w, 2) for k, w in res.value[1].items()} })")  # fmt: skip
+            report_progress(log, i, len(todo), what, t_cut)
+    return out
+
+
 def _baseline(case: BacktestCase, method: str, truth: pd.Series) -> pd.DataFrame | None:
     """Per-cell scores of one baseline, or None where it does not apply."""
     train, test = case.train_frame, case.test_frame
@@ -170,6 +214,7 @@ def run_backtests(
     executor: Executor | Any | None = None,
     max_workers: int | None = None,
     progress: bool = True,
+    store: JobStore | str | os.PathLike[str] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score every method on every case.
 
@@ -188,6 +233,9 @@ def run_backtests(
         pool); ``max_workers`` sizes that pool.
     progress : bool
         Log one line per finished fit and per scored case.
+    store : JobStore, folder path or None
+        Keep every finished fit there and skip those already kept (see the module docstring);
+        None = keep nothing.
 
     Returns
     -------
@@ -209,20 +257,11 @@ def run_backtests(
         for c in cases if ("bayes" in methods and _multi(c))
         or ("bayes_joint" in methods and not _multi(c))
     ]  # fmt: skip
+    store = as_store(store)
     if jobs:
-        fits = run_fits(jobs, executor, max_workers=max_workers, progress=progress)
+        fits = run_fits(jobs, executor, max_workers=max_workers, progress=progress, store=store)
     if "bayes" in methods:  # single-target cases: the cut module, small fits run here
-        single = [c for c in cases if not _multi(c)]
-        t_cut = time.monotonic()
-        for i, c in enumerate(single, 1):
-            cuts[c.name] = res = _cut_bayes(c, kw)
-            if progress:
-                d = res.diagnostics
-                what = (f"target module '{c.name}' in {res.seconds:.1f} s (R-hat "
-                        f"{d.max_rhat:.3f}, bulk ESS {d.min_ess_bulk:.0f}, {d.divergences} "
-                        f"divergences, stacking "
-                        f"{ {k: round(w, 2) for k, w in res.value[1].items()} })")  # fmt: skip
-                report_progress(log, i, len(single), what, t_cut)
+        cuts = _cut_fits([c for c in cases if not _multi(c)], kw, store, progress)
     started = time.monotonic()
     rows, cells = [], []
     for i, case in enumerate(cases, 1):

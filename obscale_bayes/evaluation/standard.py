@@ -322,6 +322,7 @@ def run_standard(
     executor=None,
     max_workers: int | None = None,
     progress: bool = True,
+    store=None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run the standard preset and pool it.
 
@@ -335,8 +336,9 @@ def run_standard(
         From :data:`STANDARD_METHODS` (None = all).
     table : BenchmarkData, optional
         Scores (default: the shipped base table).
-    draws, tune, chains, seed, executor, max_workers, progress
-        As :func:`~obscale_bayes.evaluation.backtest.run_backtests`.
+    draws, tune, chains, seed, executor, max_workers, progress, store
+        As :func:`~obscale_bayes.evaluation.backtest.run_backtests` (``store``: the job store
+        folder that finished fits are kept in and resumed from).
 
     Returns
     -------
@@ -349,7 +351,7 @@ def run_standard(
     methods = STANDARD_METHODS if methods is None else methods
     summary, cells = run_backtests(cases, spec, methods, draws=draws, tune=tune, chains=chains,
                                    seed=seed, executor=executor, max_workers=max_workers,
-                                   progress=progress)  # fmt: skip
+                                   progress=progress, store=store)  # fmt: skip
     return pool_standard(summary, cells), cells
 
 

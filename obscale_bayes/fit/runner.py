@@ -35,19 +35,33 @@ logger (:func:`obscale_bayes.progress.report_progress`; shown once the caller tu
 Post-processing functions run in the worker, so they must be picklable: module-level
 functions or :func:`functools.partial` of them, not lambdas or functions defined in a notebook
 (those work with a ``ThreadPoolExecutor``, which needs no pickling).
+
+Resuming: with ``store=`` (a folder or a :class:`~obscale_bayes.fit.jobstore.JobStore`) every
+job that finishes is written there at once, atomically, under a key of its name, data, spec,
+fit keywords (seed included; ``cores`` and ``progress`` left out, as they do not change the
+draws), post-processing function and arguments, and the package's version and source
+(:mod:`obscale_bayes.fit.jobstore`).  Run the same jobs with the same store again and the
+finished ones are taken from it ("skipped N finished jobs from DIR" on the logger; their
+:attr:`JobResult.from_store` is true) and only the others run: a killed sweep picks up where it
+stopped, with the numbers an uninterrupted run gives.  A job whose inputs changed has another key
+and runs again; failed jobs are never stored.  Ctrl-C (``KeyboardInterrupt``) cancels the jobs
+not yet started and stops the local pool's workers (which ignore SIGINT themselves, so Ctrl-C
+in a terminal stops the run once, from here); no partial file is left.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from obscale_bayes.errors import ObscaleError, UsageError, one_line
+from obscale_bayes.fit.jobstore import JobStore, as_store
 from obscale_bayes.progress import get_logger, report_progress
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -57,6 +71,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from obscale_bayes.spec.spec import ModelSpec
 
 ON_ERROR = ("raise", "collect")
+#: Fit keywords left out of a job's store key: they do not change the draws.
+NOT_IN_KEY = ("cores", "progress")
 
 log = get_logger(__name__)
 
@@ -108,6 +124,9 @@ class JobResult:
         Wall time of the job in its worker (fit and post-processing).
     error : str or None
         One-line ``ExceptionType: message`` when the job failed (``on_error="collect"``).
+    from_store : bool
+        Taken from the job store of an earlier run instead of being run (``seconds`` is then
+        that run's).
     """
 
     name: str
@@ -115,6 +134,7 @@ class JobResult:
     diagnostics: Diagnostics | None
     seconds: float
     error: str | None = None
+    from_store: bool = False
 
     @property
     def ok(self) -> bool:
@@ -140,6 +160,36 @@ def _run_job(job: FitJob, cores: int) -> tuple[Any, Diagnostics, float]:
     fit = CapabilityModel.fit(job.data, job.spec, **kw)
     value = job.post(fit) if job.post is not None else fit
     return value, fit.diagnostics, time.perf_counter() - t0
+
+
+def _ignore_sigint() -> None:
+    """Initializer of the local pool's workers: Ctrl-C is handled once, by the calling process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _terminate_workers(pool: ProcessPoolExecutor) -> None:
+    """Stop the local pool's worker processes now (their running fits are abandoned)."""
+    stop = getattr(pool, "terminate_workers", None)  # Python >= 3.14
+    if stop is not None:
+        stop()
+        return
+    for p in list((getattr(pool, "_processes", None) or {}).values()):  # 3.12, 3.13: no API
+        p.terminate()
+
+
+def job_key(store: JobStore, job: FitJob) -> str:
+    """The key of ``job`` in ``store``: name, data, spec, fit keywords (without
+    :data:`NOT_IN_KEY`), post-processing function and the environment."""
+    from obscale_bayes.spec.spec import ModelSpec, load_spec
+
+    spec = job.spec
+    if not isinstance(spec, ModelSpec):
+        try:
+            spec = load_spec(spec)
+        except Exception:  # noqa: S110 - a bad spec fails in its worker, where it is named
+            pass
+    kw = {k: v for k, v in job.fit_kwargs.items() if k not in NOT_IN_KEY}
+    return store.key("fit", job.name, job.data, spec, kw, job.post)
 
 
 def warm_compile_cache(jobs: Sequence[FitJob]) -> int:
@@ -211,6 +261,7 @@ def run_fits(
     on_error: str = "raise",
     progress: bool = True,
     warm_cache: bool = True,
+    store: JobStore | str | os.PathLike[str] | None = None,
 ) -> dict[str, JobResult]:
     """Run fit jobs in parallel and return their results in job order.
 
@@ -230,6 +281,9 @@ def run_fits(
     warm_cache : bool
         Compile every distinct model here first (:func:`warm_compile_cache`), so that the draws
         do not depend on which process compiled first.
+    store : JobStore, folder path or None
+        Where finished jobs are kept, so that a re-run skips them (see the module docstring);
+        None = keep nothing.
 
     Returns
     -------
@@ -243,26 +297,53 @@ def run_fits(
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise UsageError(f"run_fits: job names must be unique; '{dup[0]}' is used twice")
-    if not job_list:
-        return {}
+    store = as_store(store)
+    results: dict[str, JobResult] = {}
+    keys = {j.name: job_key(store, j) for j in job_list} if store is not None else {}
+    for j in job_list if store is not None else ():
+        stored = store.load(keys[j.name])
+        if isinstance(stored, JobResult) and stored.name == j.name:
+            results[j.name] = replace(stored, from_store=True)
+    if results:
+        log.info(f"skipped {len(results)} finished jobs from {store.path}")
+    todo = [j for j in job_list if j.name not in results]
+    if todo:
+        _run(todo, executor, max_workers, on_error, progress, warm_cache, store, keys, results)
+    return {n: results[n] for n in names}
+
+
+def _run(
+    todo: list[FitJob],
+    executor: Executor | Any | None,
+    max_workers: int | None,
+    on_error: str,
+    progress: bool,
+    warm_cache: bool,
+    store: JobStore | None,
+    keys: dict[str, str],
+    results: dict[str, JobResult],
+) -> None:
+    """Run ``todo`` and put their results into ``results`` (and ``store``) as they finish."""
     started = time.monotonic()
     if warm_cache:
         if progress:
             log.info("compiling each model once before dispatching the fits")
-        warm_compile_cache(job_list)
+        warm_compile_cache(todo)
     own = executor is None
     if own:
-        workers = max_workers or default_workers(len(job_list))
+        workers = max_workers or default_workers(len(todo))
         cores = max(1, n_cpus() // workers)
-        executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        executor = ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_sigint
+        )
     elif _is_dask_client(executor):
         cores = _dask_threads(executor)
         executor = executor.get_executor(pure=False)
     else:
         cores = 1
-    results: dict[str, JobResult] = {}
+    futures: dict[Future, FitJob] = {}
     try:
-        futures: dict[Future, FitJob] = {executor.submit(_run_job, j, cores): j for j in job_list}
+        futures = {executor.submit(_run_job, j, cores): j for j in todo}
         for i, fut in enumerate(as_completed(futures), start=1):
             job = futures[fut]
             try:
@@ -271,14 +352,20 @@ def run_fits(
             except Exception as exc:
                 msg = f"{type(exc).__name__}: {one_line(exc)}"
                 if on_error == "raise":
-                    for f in futures:
-                        f.cancel()
                     raise FitJobError(f"fit job '{job.name}' failed: {msg}") from exc
                 res = JobResult(job.name, None, None, float("nan"), error=msg)
+            if store is not None and res.ok:
+                store.save(keys[job.name], res, {"kind": "fit", "name": job.name,
+                                                 "seconds": f"{res.seconds:.1f}"})  # fmt: skip
             results[job.name] = res
             if progress:
-                report_progress(log, i, len(job_list), _progress_what(res), started)
+                report_progress(log, i, len(todo), _progress_what(res), started)
+    except BaseException as exc:  # a failed job, Ctrl-C: nothing more starts
+        for f in futures:
+            f.cancel()
+        if own and not isinstance(exc, Exception):
+            _terminate_workers(executor)
+        raise
     finally:
         if own:
             executor.shutdown(wait=True, cancel_futures=True)
-    return {n: results[n] for n in names}
