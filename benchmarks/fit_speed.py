@@ -7,7 +7,7 @@ Run from the repository root::
 
 Each sampler runs in its own child process (multiprocessing, spawn), one after the other, on
 ``load_shipped()`` (128 base models x 8 standard benchmarks) with the default spec and the fit
-defaults of :meth:`CapabilityModel.fit` (4 chains, 1500 tune + 3000 draws, target_accept 0.9,
+defaults of :meth:`CapabilityModel.fit` (4 chains, 1500 tune + 3000 draws, target_accept 0.95,
 ``cores = min(chains, CPUs)``).  For each sampler it prints
 
 - wall time of ``CapabilityModel.fit`` (graph building, compilation, tuning, sampling and the

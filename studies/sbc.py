@@ -184,7 +184,11 @@ def write(path: Path, settings: dict, runs: list, errors: list, done: dict | Non
         labels[g], mat = rank_matrix([r["ranks"] for r in runs], g)
         for row, ranks in zip(rows, mat, strict=True):
             row.setdefault("ranks", {})[g] = [int(v) if np.isfinite(v) else None for v in ranks]
-    obj = {"settings": settings, "complete": done is not None, "tests": tests,
+    # complete: every replication asked for was run and tested (a partial run can be re-tested
+    # with --from-json, and says how many it has)
+    full = len(runs) + len(errors) >= int(settings.get("reps", 0))
+    obj = {"settings": settings, "complete": done is not None and full,
+           "replications": len(runs), "tests": tests,
            "gate": gate_counts(runs, len(errors)), "errors": errors, "labels": labels,
            "runs": "@RUNS@"}  # fmt: skip
     text = json.dumps(clean(obj), indent=1, allow_nan=False)

@@ -34,6 +34,28 @@ def test_fit_speed_runs(tmp_path):
 
 
 @pytest.mark.slow
+def test_conditional_speed_runs(tmp_path):
+    out = tmp_path / "conditional_speed.json"
+    _run("benchmarks/conditional_speed.py", *TINY, "--models", "1", "2", "--old-models", "1",
+         "--fit", str(tmp_path / "fit.nc"), "--out", str(out))  # fmt: skip
+    res = json.loads(out.read_text())
+    assert set(res["times"]["new"]) == {"1", "2"} and res["startup_seconds"]
+
+
+@pytest.mark.slow
+def test_gate_seeds_runs_and_keeps_the_other_tables_rows(tmp_path):
+    out = tmp_path / "gate_seeds.json"
+    common = [*TINY, "--seeds", "0", "--no-resume", "--out", str(out)]
+    _run("benchmarks/gate_seeds.py", *common, "--tables", "leaderboard_v2")
+    text = _run("benchmarks/gate_seeds.py", *common, "--tables", "simulated")
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["table"] for r in rows] == ["leaderboard_v2", "simulated"]
+    # 30 draws cannot pass the gate: the retry ran and says why the first run failed
+    assert all(r["retry"] and r["first_run_failures"] and not r["passed"] for r in rows)
+    assert "retried:" in text
+
+
+@pytest.mark.slow
 def test_recovery_study_runs(tmp_path):
     out = tmp_path / "recovery.json"
     _run("studies/recovery.py", *TINY, "--seeds", "1", "--out", str(out))
@@ -45,6 +67,14 @@ def test_compare_models_study_runs(tmp_path):
     out = tmp_path / "compare_models.json"
     _run("studies/compare_models.py", *TINY, "--specs", "k1", "k2", "--out", str(out))
     assert json.loads(out.read_text())
+
+
+@pytest.mark.slow
+def test_sbc_study_runs(tmp_path):
+    out, fig = tmp_path / "sbc.json", tmp_path / "sbc.png"
+    args = ["--reps", "2", "--models", "16", "--families", "5", "--ranks", "19"]
+    _run("studies/sbc.py", *TINY, *args, "--out", str(out), "--figure", str(fig))
+    assert json.loads(out.read_text())["complete"] and fig.stat().st_size > 0
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from obscale_bayes.errors import UsageError
+from obscale_bayes.fit.sampling import DEFAULT_TARGET_ACCEPT, RETRY_TARGET_ACCEPT
 from obscale_bayes.validation import check_flops
 
 __all__ = [
@@ -143,10 +144,12 @@ def add_sampling_options(
     seed_help: str = "random seed (0): same seed, same draws",
     what: str = "",
     backend: bool = True,
+    retry: bool = False,
 ) -> None:
     """Declare ``--draws --tune --chains --seed`` and, with ``backend``, ``--sampler
-    --target-accept --cores``: the options of :meth:`CapabilityModel.fit`, with this command's
-    defaults (``what`` prefixes their help, e.g. ``"sweep: "``)."""
+    --target-accept --cores`` (and ``--no-retry`` with ``retry``): the options of
+    :meth:`CapabilityModel.fit`, with this command's defaults (``what`` prefixes their help,
+    e.g. ``"sweep: "``)."""
     parser.add_argument(
         "--draws",
         type=positive_int,
@@ -171,9 +174,10 @@ def add_sampling_options(
     parser.add_argument(
         "--target-accept",
         type=probability,
-        default=0.9,
+        default=DEFAULT_TARGET_ACCEPT,
         metavar="P",
-        help=f"{what}NUTS target acceptance rate (0.9); raise it (e.g. 0.95) after divergences",
+        help=f"{what}NUTS target acceptance rate ({DEFAULT_TARGET_ACCEPT}); raise it (e.g. "
+        "0.98) after divergences",
     )
     parser.add_argument(
         "--cores",
@@ -181,12 +185,20 @@ def add_sampling_options(
         default=None,
         help=f"{what}chains run in parallel (default: one per chain, up to the CPU count)",
     )
+    if retry:
+        parser.add_argument(
+            "--no-retry",
+            dest="retry",
+            action="store_false",
+            help=f"{what}keep a first run that fails the convergence gate (default: sample once "
+            f"more at target acceptance {RETRY_TARGET_ACCEPT} with twice the warm-up)",
+        )
 
 
 def sampling_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The :meth:`CapabilityModel.fit` keywords that :func:`add_sampling_options` declared and
     the user set (an unset ``--cores`` is left to the fit, or to the runner's worker share)."""
-    names = ("draws", "tune", "chains", "seed", "sampler", "target_accept", "cores")
+    names = ("draws", "tune", "chains", "seed", "sampler", "target_accept", "cores", "retry")
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
 

@@ -53,7 +53,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="anchor benchmarks, one per capability (default: the spec's; for a shipped spec "
         "whose anchors the table lacks, chosen by the rule of docs/data.md)",
     )
-    add_sampling_options(f, draws=3000, tune=1500, chains=4)
+    add_sampling_options(f, draws=3000, tune=1500, chains=4, retry=True)
     f.add_argument("--quiet", action="store_true", help="no progress bar or stage messages")
     f.set_defaults(func=cmd_fit)
 

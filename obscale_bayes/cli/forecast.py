@@ -287,7 +287,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
         from obscale_bayes.fit.jobstore import ctrl_c_stops
 
         with ctrl_c_stops():  # no partial draws saved as a fit on Ctrl-C
-            fit = CapabilityModel.fit(data, spec, seed=args.seed, progress=True)
+            fit = CapabilityModel.fit(data, spec, seed=args.seed, progress=True, retry=True)
         fit.save(out)
         log.info("saved the fit to %s", out)
     print(fit_line(fit, out))

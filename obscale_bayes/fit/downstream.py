@@ -41,6 +41,7 @@ from scipy import stats
 from obscale_bayes.errors import UsageError
 from obscale_bayes.fit.diagnostics import Diagnostics, bfmi
 from obscale_bayes.fit.downstream_select import FOLD_DRAWS, N_FOLDS, blocked_folds, kfold_lpd, stack
+from obscale_bayes.fit.sampling import RETRY_TARGET_ACCEPT
 from obscale_bayes.model.coordinates import N_AXES, PrincipalAxes, to_score_scale
 from obscale_bayes.model.downstream import (
     NOISE_MODELS,
@@ -70,9 +71,8 @@ __all__ = [
 
 log = get_logger(__name__)
 
-#: Sampler settings of the retry of a fit that fails the gate.
-RETRY_TARGET_ACCEPT = 0.99
-#: ... and its draws per chain, as a multiple of the first run's.  A target whose training models
+#: The retry of a fit that fails the gate samples at RETRY_TARGET_ACCEPT (fit.sampling) and
+#: its draws per chain, as a multiple of the first run's.  A target whose training models
 #: all sit on the flat lower tail of the sigmoid (Persian QA, word unscramble) has a skewed
 #: bias-weight posterior with a bulk ESS of ~18% of the draws; the gate asks for 400.
 RETRY_DRAWS = 3

@@ -106,8 +106,8 @@ def build_model(
             z_a = pm.Normal("efficiency_z", 0.0, 1.0, dims=("family", "factor"))
             a = pm.Deterministic("efficiency", mu_a + sd_a * z_a, dims=("family", "factor"))
         else:
-            # Centred: family efficiencies are well informed by their models' scores, and the
-            # non-centred form then couples mu_a and every z_a (bulk ESS ~120 for mu_a).
+            # Centred (the noncentered/downstream specs): fine where every family has several
+            # well-measured models; the default non-centres (efficiency_sd funnel otherwise).
             a = pm.Normal("efficiency", mu=mu_a, sigma=sd_a, dims=("family", "factor"))
         mu_b = pr["slope_mean"].to_pymc("slope_mean", dims="factor")
         if st["family_slopes"]:
@@ -120,9 +120,9 @@ def build_model(
             )
         theta_mean = a[inp.family_idx] + b[inp.family_idx] * x[:, None]
         sd_e = pr["residual_sd"].to_pymc("residual_sd", dims="factor")
-        # Centred where the anchor pins capabilities tightly (MMLU, HellaSwag: thousands of
-        # items), non-centred where it does not (HumanEval: 164 items, many zeros and missing
-        # cells), which otherwise forms a funnel with residual_sd.
+        # Non-centred where the anchor says little per model (HumanEval: 164 items, zeros and
+        # missing cells; any anchor near chance, as on weak training sets), which otherwise
+        # forms a funnel with residual_sd; the default non-centres all three.
         nc = np.array([f in st["noncentered_factors"] for f in inp.factor_ids])
         parts = []
         if (~nc).any():

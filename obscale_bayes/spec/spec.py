@@ -55,11 +55,12 @@ DEFAULT_STRUCTURE: dict[str, Any] = {
     "default_n_items": 1000,
     # Centre of the compute axis: x = log10(FLOPs / 1e21) - x0.
     "x0": 1.5,
-    # Non-centred family efficiencies a_f (default centred: the data inform them well).
-    "noncentered_efficiency": False,
+    # Non-centred family efficiencies a_f.  Centred, the funnel of efficiency_sd left R-hat
+    # 1.03-1.32 on training sets of weak models (docs/model.md "The default passes its gate").
+    "noncentered_efficiency": True,
     # Factors (named by anchor) whose model residuals e_mk are non-centred; the others are
-    # centred.  Non-centre a factor whose anchor carries little information per model.
-    "noncentered_factors": ["humaneval"],
+    # centred.  Not given in a spec file: every anchor (a spec with other anchors gets its own).
+    "noncentered_factors": ["mmlu", "hellaswag", "humaneval"],
     # Benchmark groups (e.g. "emergent", "post_training", "agent") linked to the anchors'
     # *bounded* score scale u_k = 10 (sigmoid(theta_k) - 0.5) with loadings >= 0 (prior
     # "positive_loading").  Fitted on weak models, a downstream task can otherwise load
@@ -242,7 +243,12 @@ def spec_from_dict(d: dict[str, Any], source: str = "<dict>") -> ModelSpec:
         raise SpecError(
             f"{where}: unknown top-level key(s) {sorted(unknown)}; allowed: {sorted(_TOP_KEYS)}"
         )
-    structure = _check_structure(where, _merge(where, d, "structure", DEFAULT_STRUCTURE))
+    merged_st = _merge(where, d, "structure", DEFAULT_STRUCTURE)
+    anc, k = merged_st["anchors"], merged_st["n_factors"]
+    if "noncentered_factors" not in d.get("structure", {}) and isinstance(anc, list):
+        # The default non-centres every capability, whichever anchors the spec names.
+        merged_st["noncentered_factors"] = anc[:k] if isinstance(k, int) else list(anc)
+    structure = _check_structure(where, merged_st)
     merged = _merge(where, d, "priors", DEFAULT_PRIORS)
     priors = {k: parse_prior(where, k, v) for k, v in merged.items()}
     if not priors["positive_loading"].nonnegative_support:

@@ -57,7 +57,7 @@ def test_sampling_options_are_declared_once_with_each_commands_defaults():
     p = build_parser()
     fit = p.parse_args(["fit", "--out", "x.nc"])
     assert sampling_kwargs(fit) == {"draws": 3000, "tune": 1500, "chains": 4, "seed": 0,
-                                    "sampler": "nutpie", "target_accept": 0.9}  # fmt: skip
+                                    "sampler": "nutpie", "target_accept": 0.95, "retry": True}  # fmt: skip
     bt = p.parse_args(["backtest"])
     assert sampling_kwargs(bt) == {"draws": 1000, "tune": 1000, "chains": 4, "seed": 0}
     se = p.parse_args(["sensitivity", "fit.nc", "--cores", "2", "--target-accept", "0.95"])

@@ -47,6 +47,9 @@ def test_sbc_replications_end_to_end(shipped):
     n_models = len(template.model_ids)
     for g in PARAMETER_GROUPS + FORECAST_GROUPS:
         labels, mat = rank_matrix(ranks, g)
+        if g == "x_latent" and not any(g in r.truth and r.truth[g].size for r in reps):
+            assert mat.shape == (3, 0)  # no model of unknown FLOPs in this layout
+            continue
         assert np.isfinite(mat).any(axis=1).all(), g  # every fit ranks every group
         fin = mat[np.isfinite(mat)]
         assert fin.min() >= 0 and fin.max() <= L and np.all(fin == np.round(fin))
