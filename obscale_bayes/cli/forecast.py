@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -36,6 +37,9 @@ log = get_logger(__name__)
 
 DEFAULT_OUT = "runs/default.nc"
 DEFAULT_PLOT = "runs/default_forecast.png"
+#: The quick start's second fit: the shipped Open LLM Leaderboard v2 table (55 base models).
+V2_OUT = "runs/leaderboard_v2.nc"
+V2_PLOT = "runs/leaderboard_v2_forecast.png"
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -70,6 +74,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "--plot", default=DEFAULT_PLOT, metavar="FILE.png", help=f"figure ({DEFAULT_PLOT})"
     )
     q.add_argument("--seed", type=seed, default=0, help="random seed (0)")
+    q.add_argument("--v2-out", default=V2_OUT, metavar="PATH",
+                   help=f"fit file of the Open LLM Leaderboard v2 table ({V2_OUT})")  # fmt: skip
+    q.add_argument("--v2-plot", default=V2_PLOT, metavar="FILE.png",
+                   help=f"its figure ({V2_PLOT})")  # fmt: skip
+    q.add_argument("--no-v2", dest="v2", action="store_false",
+                   help="skip the second fit, on the OLL v2 benchmarks (MMLU-Pro, GPQA, ...)")  # fmt: skip
     q.set_defaults(func=cmd_quickstart)
 
 
@@ -253,55 +263,81 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_quickstart(args: argparse.Namespace) -> int:
-    from obscale_bayes.data.tables import load_shipped
+def _fit_or_reuse(data, spec, out: Path, seed: int, what: str):
+    """The quick start's fit: the one in ``out`` when it is current (data, spec, seed, package
+    version), else a new one (one retry on a failed gate), saved there."""
     from obscale_bayes.errors import FitFileError
     from obscale_bayes.fit.fitted import CapabilityModel
-    from obscale_bayes.forecast.compute import forecast_compute
-    from obscale_bayes.forecast.targets import quickstart_targets
-    from obscale_bayes.plots.scaling import plot_scaling
-    from obscale_bayes.spec.spec import load_spec
+    from obscale_bayes.fit.jobstore import ctrl_c_stops
 
-    out = check_writable(args.out, "--out")
-    plot = figure_path(args.plot)
-    data = load_shipped()
-    spec = load_spec("default")
-    log.info("data: %s; spec: '%s' (%s)", describe_data(data), spec.name, short_path(spec.source))
-    fit = None
     if out.exists():
         try:
             old = CapabilityModel.load(out)
         except FitFileError as e:
             log.info("cannot reuse %s (%s); fitting again", out, one_line(e))
         else:
-            if old.is_current(data, spec) and old.meta.get("seed") == args.seed:
+            if old.is_current(data, spec) and old.meta.get("seed") == seed:
                 log.info("reusing %s: data, spec, seed and package version are unchanged", out)
-                fit = old
-            else:
-                log.info(
-                    "%s is out of date (data, spec, seed or package version changed); refitting",
-                    out,
-                )
-    if fit is None:
-        log.info("fitting the default model; the fit will be saved to %s (about 1-2 minutes)", out)
-        from obscale_bayes.fit.jobstore import ctrl_c_stops
+                return old
+            log.info(
+                "%s is out of date (data, spec, seed or package version changed); refitting", out
+            )
+    log.info("fitting %s; the fit will be saved to %s (about 1-3 minutes)", what, out)
+    with ctrl_c_stops():  # no partial draws saved as a fit on Ctrl-C
+        fit = CapabilityModel.fit(data, spec, seed=seed, progress=True, retry=True)
+    fit.save(out)
+    log.info("saved the fit to %s", out)
+    return fit
 
-        with ctrl_c_stops():  # no partial draws saved as a fit on Ctrl-C
-            fit = CapabilityModel.fit(data, spec, seed=args.seed, progress=True, retry=True)
-        fit.save(out)
-        log.info("saved the fit to %s", out)
+
+def _quickstart_part(fit, out: Path, plot: Path, seed: int) -> None:
+    """Print one quick-start fit's gate and its forecasts; draw its figure."""
+    from obscale_bayes.forecast.compute import forecast_compute
+    from obscale_bayes.forecast.targets import quickstart_targets
+    from obscale_bayes.plots.scaling import plot_scaling
+
     print(fit_line(fit, out))
     print(fit.diagnostics.report())
     if not fit.diagnostics.passed:
         log.info("the convergence gate failed: treat these forecasts with caution")
     targets = quickstart_targets(fit.data)
-    fc = forecast_compute(fit, targets, ci=0.9, seed=args.seed)
+    fc = forecast_compute(fit, targets, ci=0.9, seed=seed)
     print()
     print("Forecasts (posterior predictive: what an evaluation of such a model would report)")
     print()
     print(format_forecast(fit, fc, 0.9))
     fams = list(dict.fromkeys(f for f, _ in targets))
-    plot_scaling(fit, fams, ci=0.9, seed=args.seed, targets=targets, path=plot)
+    plot_scaling(fit, fams, ci=0.9, seed=seed, targets=targets, path=plot)
     print()
     print(f"figure: {plot}")
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    from obscale_bayes.cli.fit import table_anchors
+    from obscale_bayes.data.tables import load_shipped
+    from obscale_bayes.spec.spec import load_spec
+
+    out = check_writable(args.out, "--out")
+    plot = figure_path(args.plot)
+    if args.v2:
+        v2_out = check_writable(args.v2_out, "--v2-out")
+        v2_plot = figure_path(args.v2_plot, "--v2-plot")
+        if v2_out.resolve() == out.resolve():
+            raise UsageError("--v2-out: the same file as --out; give the two fits two files")
+    data = load_shipped()
+    spec = load_spec("default")
+    log.info("data: %s; spec: '%s' (%s)", describe_data(data), spec.name, short_path(spec.source))
+    fit = _fit_or_reuse(data, spec, out, args.seed, "the default model")
+    _quickstart_part(fit, out, plot, args.seed)
+    if not args.v2:
+        return 0
+    # The newer benchmarks: a second fit, on the shipped Open LLM Leaderboard v2 table, with the
+    # default spec's anchors chosen for that table (it has neither MMLU nor HumanEval).
+    print()
+    print("The Open LLM Leaderboard v2 benchmarks (shipped table, base models)", flush=True)
+    data2 = load_shipped("leaderboard_v2")
+    log.info("data: %s", describe_data(data2))
+    spec2 = table_anchors(spec, data2)
+    fit2 = _fit_or_reuse(data2, spec2, v2_out, args.seed, "the default model on OLL v2")
+    _quickstart_part(fit2, v2_out, v2_plot, args.seed)
     return 0

@@ -256,18 +256,39 @@ def test_help_and_version_exit_zero(capsys):
 @pytest.mark.slow
 def test_quickstart_reuses_a_current_fit(tmp_path):
     """quickstart on the shipped data: reuse a (short) current fit, print forecasts, plot."""
+    from obscale_bayes.cli.fit import table_anchors
     from obscale_bayes.data.tables import load_shipped
     from obscale_bayes.fit.fitted import CapabilityModel
+    from obscale_bayes.spec.spec import load_spec
 
     out, png = tmp_path / "default.nc", tmp_path / "default_forecast.png"
-    CapabilityModel.fit(load_shipped(), draws=100, tune=150, chains=2, seed=0, progress=False).save(
-        out
-    )
-    rc, stdout, stderr = run(["quickstart", "--out", out, "--plot", png])
+    v2, v2png = tmp_path / "v2.nc", tmp_path / "v2.png"
+    short = {"draws": 100, "tune": 150, "chains": 2, "seed": 0, "progress": False}
+    CapabilityModel.fit(load_shipped(), **short).save(out)
+    d2 = load_shipped("leaderboard_v2")
+    CapabilityModel.fit(d2, table_anchors(load_spec("default"), d2), **short).save(v2)
+    argv = ["quickstart", "--out", out, "--plot", png, "--v2-out", v2, "--v2-plot", v2png]
+    rc, stdout, stderr = run(argv)
     assert rc == 0, stderr
-    assert "reusing" in stderr
+    assert stderr.count("reusing") == 2
+    # the second fit: the OLL v2 benchmarks, anchors chosen for that table
+    _, v2_part = stdout.split("The Open LLM Leaderboard v2 benchmarks")
+    assert "anchors mmlu_pro, ifeval, math_lvl5" in v2_part
+    assert "Llama-2 at 8.4e+24 FLOPs: known family, 3 models" in v2_part
+    for label in ("MMLU-Pro", "GPQA", "MATH Lvl 5", "BBH", "IFEval", "MuSR"):
+        assert f"  {label} " in v2_part
+    assert "NewFamily at 1e+24 FLOPs: family not in the fit" in v2_part
+    assert v2png.read_bytes()[:4] == b"\x89PNG"
+    stdout = stdout.split("The Open LLM Leaderboard v2 benchmarks")[0]
     assert "convergence gate:" in stdout
     assert "Llama-2 at 8.4e+24 FLOPs: known family, 3 models; 10x the compute" in stdout
     assert "Pythia at 2.16e+23 FLOPs: known family, 8 models; 10x the compute" in stdout
     assert "NewFamily at 1e+24 FLOPs: family not in the fit" in stdout
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_quickstart_refuses_one_file_for_both_fits(tmp_path):
+    out = tmp_path / "a.nc"
+    rc, _, stderr = run(["quickstart", "--out", out, "--v2-out", out])
+    assert rc == 2 and stderr.strip().endswith("give the two fits two files")
+    assert not out.exists()
