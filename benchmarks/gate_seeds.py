@@ -87,6 +87,12 @@ def first_run(fit) -> list[str]:
     return list(fit.meta.get("retried", []))
 
 
+def _num(v: float, nd: int | None = None) -> float | int | None:
+    """Rounded for the table; None where undefined (R-hat and ESS of a single short chain)."""
+    v = float(v)
+    return None if not np.isfinite(v) else round(v) if nd is None else round(v, nd)
+
+
 def row(table: str, seed: int, diag, spec, retried: list[str], retry: bool) -> dict:
     """One result row from a fit's :class:`~obscale_bayes.fit.diagnostics.Diagnostics`."""
     worst = diag.worst[0] if diag.worst else {}
@@ -97,13 +103,13 @@ def row(table: str, seed: int, diag, spec, retried: list[str], retry: bool) -> d
         "retry": retry,
         "first_run_failures": retried,
         "passed": bool(diag.passed),
-        "max_rhat": round(float(diag.max_rhat), 4),
-        "min_ess_bulk": round(float(diag.min_ess_bulk)),
-        "min_ess_tail": round(float(diag.min_ess_tail)),
+        "max_rhat": _num(diag.max_rhat, 4),
+        "min_ess_bulk": _num(diag.min_ess_bulk),
+        "min_ess_tail": _num(diag.min_ess_tail),
         "divergences": int(diag.divergences),
-        "min_bfmi": round(float(diag.min_bfmi), 3),
-        "rhat_margin": round(1.01 - float(diag.max_rhat), 4),
-        "ess_margin": round(float(diag.min_ess_bulk) / 400, 2),
+        "min_bfmi": _num(diag.min_bfmi, 3),
+        "rhat_margin": _num(1.01 - float(diag.max_rhat), 4),
+        "ess_margin": _num(float(diag.min_ess_bulk) / 400, 2),
         "sampling_s": round(float(diag.sampling_seconds), 1),
         "worst": worst.get("parameter"),
         "failures": diag.failures(),
@@ -148,17 +154,22 @@ def main(argv: list[str] | None = None) -> int:
                         a.retry))  # fmt: skip
     head = f"{'table':16}{'seed':>5}{'gate':>6}{'R-hat':>8}{'ESS':>6}{'div':>5}{'BFMI':>6}{'s':>7}"
     print(head + "  worst / first run")
+
+    def f(v, spec: str) -> str:  # None (undefined R-hat / ESS) prints as n/a
+        return format(v, spec) if v is not None else format("n/a", ">" + spec.split(".")[0][1:])
+
     for r in rows:
         print(f"{r['table']:16}{r['seed']:>5}{'PASS' if r['passed'] else 'FAIL':>6}"
-              f"{r['max_rhat']:>8.4f}{r['min_ess_bulk']:>6}{r['divergences']:>5}"
-              f"{r['min_bfmi']:>6.2f}{r['sampling_s']:>7.0f}  {r['worst']}"
+              f"{f(r['max_rhat'], '>8.4f')}{f(r['min_ess_bulk'], '>6')}{r['divergences']:>5}"
+              f"{f(r['min_bfmi'], '>6.2f')}{r['sampling_s']:>7.0f}  {r['worst']}"
               f"{' / retried: ' + '; '.join(r['first_run_failures']) if r['first_run_failures'] else ''}")  # fmt: skip
     for t in a.tables:
         sub = [r for r in rows if r["table"] == t]
+        rh = [r["max_rhat"] for r in sub if r["max_rhat"] is not None]
+        es = [r["min_ess_bulk"] for r in sub if r["min_ess_bulk"] is not None]
         print(f"{t}: {sum(r['passed'] for r in sub)}/{len(sub)} pass; worst R-hat "
-              f"{max(r['max_rhat'] for r in sub):.4f}, min ESS "
-              f"{min(r['min_ess_bulk'] for r in sub)}, divergences "
-              f"{sum(r['divergences'] for r in sub)}")  # fmt: skip
+              f"{f(max(rh) if rh else None, '.4f')}, min ESS {f(min(es) if es else None, '')}, "
+              f"divergences {sum(r['divergences'] for r in sub)}")  # fmt: skip
     # Rows of tables not run this time are kept from the results file (one table re-run alone).
     if a.out.exists():
         old = json.loads(a.out.read_text()).get("rows", [])

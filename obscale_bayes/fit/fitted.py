@@ -21,7 +21,7 @@ import xarray as xr
 from obscale_bayes import __version__
 from obscale_bayes.data.tables import BenchmarkData
 from obscale_bayes.errors import FitFileError
-from obscale_bayes.fit.diagnostics import Diagnostics, compute_diagnostics
+from obscale_bayes.fit.diagnostics import ESS_MIN, Diagnostics, compute_diagnostics
 from obscale_bayes.fit.sampling import (
     DEFAULT_TARGET_ACCEPT,
     RETRY_TARGET_ACCEPT,
@@ -100,7 +100,8 @@ class CapabilityModel:
         cores : int, optional
             Chains run in parallel (default: ``min(chains, cpu count)``).
         retry : bool
-            If the first run fails the convergence gate, sample once more with
+            If the first run fails the convergence gate (and ``chains * draws`` reaches the
+            gate's bulk ESS, so that it could pass), sample once more with
             :data:`RETRY_TARGET_ACCEPT` and twice the warm-up (and keep that run, passed or
             not; ``meta["retried"]`` records the first run's failures).  Off by default; the
             CLI's ``fit``, ``forecast`` and ``quickstart`` turn it on.
@@ -146,7 +147,11 @@ class CapabilityModel:
             keep = {k: raw[k].dataset for k in ("posterior", "sample_stats") if k in raw.children}
             tree = xr.DataTree.from_dict(keep)
             diag = compute_diagnostics(tree, sampling_seconds=seconds)
-            if diag.passed or not retry or first_failures:
+            # No retry where the gate is out of reach by design: fewer draws in all than the
+            # bulk ESS it asks for (short test and smoke runs; at a few dozen warm-up steps the
+            # 0.99 retry can also shrink the step size until every draw takes minutes).
+            reachable = chains * draws >= ESS_MIN
+            if diag.passed or not retry or first_failures or not reachable:
                 break
             # One retry, the remedy the gate's report names: a few divergences or an R-hat just
             # over 1.01 are the usual failures of this model (benchmarks/gate_seeds.py).
