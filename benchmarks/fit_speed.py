@@ -116,7 +116,8 @@ def _child(sampler: str, draws: int, tune: int, chains: int, seed: int, queue) -
     )
 
 
-def _tree_rss(proc) -> int:
+def tree_rss(proc) -> int:
+    """Summed RSS (bytes) of a psutil process and all its descendants (0 if it is gone)."""
     import psutil
 
     total = 0
@@ -149,7 +150,7 @@ def run_one(sampler: str, draws: int, tune: int, chains: int, seed: int) -> dict
     result = None
     while p.is_alive() or result is None:
         if proc is not None:
-            peak = max(peak, _tree_rss(proc))
+            peak = max(peak, tree_rss(proc))
         try:
             result = queue.get(timeout=0.1)
         except Exception:  # queue.Empty

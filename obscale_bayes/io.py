@@ -73,6 +73,13 @@ def atomic_write(
     return p
 
 
+def write_json(path: str | os.PathLike[str], obj: Any, what: str = "the results") -> Path:
+    """Write ``obj`` as indented JSON to ``path``, atomically (values JSON does not know, such as
+    paths and timestamps, as their text)."""
+    text = json.dumps(obj, indent=1, default=str) + "\n"
+    return atomic_write(path, lambda f: f.write(text), binary=False, what=what)
+
+
 def _plain(v: Any) -> Any:
     if isinstance(v, np.generic):
         v = v.item()

@@ -89,3 +89,33 @@ def test_subset_selection_study_runs(tmp_path):
 def test_paper_baselines_study_runs():
     printed = _run("studies/paper_baselines.py")
     assert "pc3/ref" in printed
+
+
+@pytest.mark.slow
+def test_scale_benchmark_runs_and_keeps_finished_rows(tmp_path):
+    out, fig = tmp_path / "scale.json", tmp_path / "scale.png"
+    args = ["--models", "24", "--benchmarks", "5", "--methods", "advi", "nutpie", *TINY,
+            "--iterations", "300", "--out", str(out)]  # fmt: skip
+    _run("benchmarks/scale.py", *args, "--plot", str(fig))
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["method"], r["status"]) for r in rows] == [("advi", "done"), ("nutpie", "done")]
+    assert all(r["cells"] > 0 and r["peak_rss_mb"] > 0 for r in rows) and fig.stat().st_size
+    assert "kept from" in _run("benchmarks/scale.py", *args)  # a second run re-fits nothing
+
+
+@pytest.mark.slow
+def test_release_trend_study_runs(tmp_path):
+    out = tmp_path / "release_trend.json"
+    _run("studies/release_trend.py", *TINY, "--specs", "release", "--no-resume", "--out", str(out))
+    rows = json.loads(out.read_text())["rows"]
+    assert {r["method"] for r in rows} == {"bayes", "family_flops", "flops_only"}
+
+
+@pytest.mark.slow
+def test_advi_vs_nuts_benchmark_runs(tmp_path):
+    out = tmp_path / "advi_vs_nuts.json"
+    _run("benchmarks/advi_vs_nuts.py", "--draws", "20", "--tune", "20", "--chains", "1",
+         "--iterations", "300", "--protocols", "compute_cutoff", "--no-resume",
+         "--out", str(out))  # fmt: skip
+    rows = json.loads(out.read_text())["rows"]
+    assert {r["inference"] for r in rows if r["method"] == "bayes"} == {"nuts", "advi"}

@@ -16,7 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from obscale_bayes.errors import UsageError
-from obscale_bayes.fit.sampling import DEFAULT_TARGET_ACCEPT, RETRY_TARGET_ACCEPT
+from obscale_bayes.fit.sampling import (
+    ADVI_ITERATIONS,
+    DEFAULT_TARGET_ACCEPT,
+    INFERENCES,
+    RETRY_TARGET_ACCEPT,
+)
 from obscale_bayes.validation import check_flops
 
 __all__ = [
@@ -185,6 +190,21 @@ def add_sampling_options(
         default=None,
         help=f"{what}chains run in parallel (default: one per chain, up to the CPU count)",
     )
+    parser.add_argument(
+        "--inference",
+        choices=INFERENCES,
+        default="nuts",
+        help=f"{what}nuts (default) or advi: mean-field ADVI, the fast approximate mode for "
+        "tables too big for NUTS (narrower bands; docs/performance.md); --draws are then "
+        "independent draws per pseudo-chain, --tune/--sampler/--target-accept unused",
+    )
+    parser.add_argument(
+        "--iterations",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help=f"{what}ADVI optimisation steps ({ADVI_ITERATIONS}); with --inference advi only",
+    )
     if retry:
         parser.add_argument(
             "--no-retry",
@@ -198,7 +218,8 @@ def add_sampling_options(
 def sampling_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The :meth:`CapabilityModel.fit` keywords that :func:`add_sampling_options` declared and
     the user set (an unset ``--cores`` is left to the fit, or to the runner's worker share)."""
-    names = ("draws", "tune", "chains", "seed", "sampler", "target_accept", "cores", "retry")
+    names = ("draws", "tune", "chains", "seed", "sampler", "target_accept", "cores", "retry",
+             "inference", "iterations")  # fmt: skip
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
 

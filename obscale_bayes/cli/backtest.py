@@ -37,7 +37,11 @@ from obscale_bayes.cli.args import (
     table_kwargs,
 )
 from obscale_bayes.errors import UsageError
+from obscale_bayes.fit.sampling import INFERENCES
 from obscale_bayes.io import dumps_records
+from obscale_bayes.progress import get_logger
+
+log = get_logger(__name__)
 
 COLUMNS = ["analysis", "method", "split", "n_train", "n_test", "mse", "mae", "crps", "coverage50",
            "coverage80", "coverage90", "coverage95", "width90", "max_rhat", "min_ess_bulk",
@@ -110,6 +114,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_sampling_options(
         b, draws=1000, tune=1000, chains=4, seed_help="random seed (0)", backend=False
     )
+    b.add_argument(
+        "--inference",
+        choices=INFERENCES,
+        default="nuts",
+        help="--preset standard: inference of the Bayesian fits (nuts; advi: the approximate "
+        "mode, to compare with NUTS on the same cells)",
+    )
     add_resume_options(b)
     b.add_argument("--json", action="store_true", help="print JSON records instead of a table")
     b.add_argument("--plot", metavar="FILE.png", help="forecast-vs-actual and calibration figure")
@@ -180,6 +191,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         return _cmd_standard(args)
     if args.protocols:
         raise UsageError("--protocol: only with --preset standard; drop it")
+    if args.inference != "nuts":
+        raise UsageError("--inference: only with --preset standard; drop it")
     # bayes_joint (the joint model) by name only, never in the default set
     methods = parse_methods(args.methods, METHODS + JOINT_METHOD) if args.methods else METHODS
     cases, paper = _cases(args)  # every flag, task and split problem surfaces before sampling
@@ -259,8 +272,10 @@ def _cmd_standard(args: argparse.Namespace) -> int:
     with resuming(store):
         records, cells = run_standard(
             args.protocols, args.spec, args.methods, draws=args.draws, tune=args.tune,
-            chains=args.chains, seed=args.seed, store=store,
+            chains=args.chains, seed=args.seed, store=store, inference=args.inference,
         )  # fmt: skip
+    if args.inference != "nuts":
+        log.info("the Bayesian fits used %s (approximate inference)", args.inference.upper())
     if args.json:
         print(dumps_records(records[STANDARD_RECORD_COLUMNS], indent=1))
     else:

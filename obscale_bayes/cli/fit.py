@@ -85,9 +85,12 @@ def fit_line(fit: CapabilityModel, path: str | os.PathLike[str]) -> str:
     meta = fit.meta
     n_m = len(fit.inputs.model_ids)
     n_b = len(fit.inputs.benchmark_ids)
+    how = meta.get("sampler", "?")
+    if fit.inference != "nuts":
+        how = f"{fit.inference.upper()} (approximate, {meta.get('iterations', '?')} steps)"
     return (
         f"fit {path}: spec '{fit.spec.name}', {n_m} models x {n_b} benchmarks, "
-        f"{meta.get('sampler', '?')} seed {meta.get('seed', '?')}, "
+        f"{how} seed {meta.get('seed', '?')}, "
         f"{meta.get('chains', '?')} chains x {meta.get('draws', '?')} draws, "
         f"anchors {', '.join(fit.spec.anchors)}, "
         f"obscale-bayes {meta.get('package_version', '?')}"
@@ -95,40 +98,12 @@ def fit_line(fit: CapabilityModel, path: str | os.PathLike[str]) -> str:
 
 
 def table_anchors(spec: ModelSpec, data: BenchmarkData, anchors: str | None = None) -> ModelSpec:
-    """The spec with anchors for this table: ``anchors`` (comma-separated) when given; else the
-    spec's when the table has scores on all of them; else, for a shipped spec, those of
-    :func:`obscale_bayes.data.anchors.choose_anchors` (logged).  A user's spec file keeps its
-    anchors (a missing one is its error).  Non-centred factors follow their slot."""
-    from obscale_bayes.data.anchors import choose_anchors
-    from obscale_bayes.spec.spec import models_dir
+    """:func:`obscale_bayes.spec.for_table.spec_for_table` with the ``--anchors`` flag's text
+    (comma-separated ids) and its name in the messages."""
+    from obscale_bayes.spec.for_table import spec_for_table
 
-    old = spec.anchors
-    if anchors is not None:
-        new = [a.strip() for a in anchors.split(",")]
-        if len(new) != spec.n_factors or not all(new):
-            raise UsageError(
-                f"anchors: give {spec.n_factors} benchmark ids separated by commas "
-                f"(n_factors = {spec.n_factors}), got {anchors!r}"
-            )
-        stray = [a for a in new if a not in set(data.scores["benchmark"])]
-        if stray:
-            raise UsageError(f"anchors: {stray} have no scores in the table; choose among "
-                             f"{data.benchmark_ids}")  # fmt: skip
-    else:
-        scored = set(data.scores["benchmark"])
-        shipped = Path(spec.source).resolve().parent == models_dir().resolve()
-        if all(a in scored for a in old) or not shipped:
-            return spec
-        new, chosen = choose_anchors(data, spec.n_factors, old)
-        log.info(
-            "anchors chosen for this table: %s (rule of docs/data.md; the spec's %s lacks %s); "
-            "fix them with --anchors",
-            ", ".join(new),
-            spec.name,
-            ", ".join(a for a in old if a not in scored),
-        )
-    ncf = [new[i] for i, a in enumerate(old) if a in spec.structure["noncentered_factors"]]
-    return spec.with_overrides(anchors=new, noncentered_factors=ncf)
+    given = None if anchors is None else [a.strip() for a in anchors.split(",")]
+    return spec_for_table(spec, data, given, hint="--anchors")
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
@@ -156,7 +131,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
     fit.save(out)
     print(fit_line(fit, out))
     print(fit.diagnostics.report())
-    if not fit.diagnostics.passed:
+    if fit.diagnostics.approximate:
+        log.info("an approximate fit (%s): fine for exploring a big table; refit with NUTS "
+                 "for numbers to report", fit.inference.upper())  # fmt: skip
+    if not fit.diagnostics.passed and not fit.diagnostics.approximate:
         log.info(
             "the convergence gate failed: do not trust these draws yet; run longer "
             "(--draws/--tune) or change the spec"

@@ -217,6 +217,9 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     from obscale_bayes.fit.fitted import CapabilityModel
 
     fit = CapabilityModel.load(args.path)
+    if fit.diagnostics.approximate:
+        log.info("%s is an approximate fit (%s): its bands are narrower than the posterior's; "
+                 "refit with NUTS for numbers to report", args.path, fit.inference.upper())  # fmt: skip
     new = None
     if args.models:
         from obscale_bayes.data.reader import read_table

@@ -46,6 +46,7 @@ from obscale_bayes.evaluation.cases import BacktestCase
 from obscale_bayes.fit.downstream import fit_target_module
 from obscale_bayes.fit.jobstore import JobStore, as_store, ctrl_c_stops
 from obscale_bayes.fit.runner import FitJob, JobResult, run_fits
+from obscale_bayes.fit.sampling import check_inference
 from obscale_bayes.forecast.conditional import forecast_from_scores
 from obscale_bayes.forecast.downstream import target_draws
 from obscale_bayes.model.coordinates import to_score_scale
@@ -215,6 +216,8 @@ def run_backtests(
     max_workers: int | None = None,
     progress: bool = True,
     store: JobStore | str | os.PathLike[str] | None = None,
+    inference: str = "nuts",
+    iterations: int | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score every method on every case.
 
@@ -236,6 +239,11 @@ def run_backtests(
     store : JobStore, folder path or None
         Keep every finished fit there and skip those already kept (see the module docstring);
         None = keep nothing.
+    inference : {"nuts", "advi"}
+        Inference of the capability fits of multi-task cases (the standard preset; ``"advi"``:
+        the approximate mode of :meth:`CapabilityModel.fit`, to compare it with NUTS on the
+        same cells).  The single-target cases' fits are NUTS only.  ``iterations``: ADVI's
+        optimisation steps (None: the fit's default).
 
     Returns
     -------
@@ -250,8 +258,18 @@ def run_backtests(
         spec = load_spec(spec if spec is not None else BACKTEST_SPEC)
     fits, cuts = {}, {}
     kw = {"draws": draws, "tune": tune, "chains": chains, "seed": seed}
+    if inference != "nuts":
+        if any(not _multi(c) for c in cases):
+            raise UsageError(f"inference: '{inference}' only for the standard preset's cases; "
+                             "single-target backtests sample with NUTS")  # fmt: skip
+        # only when asked: the NUTS jobs' store keys stay those of earlier runs
+        kw_multi = {**kw, "inference": check_inference(inference)}
+        if iterations is not None:
+            kw_multi["iterations"] = int(iterations)
+    else:
+        kw_multi = kw
     jobs = [
-        FitJob(c.name, c.fit_data(), spec, kw, c.post(seed)) if _multi(c) else
+        FitJob(c.name, c.fit_data(), spec, kw_multi, c.post(seed)) if _multi(c) else
         FitJob(c.name, c.data(c.train, with_target=True), spec, kw,
                partial(_bayes_draws, case=c, seed=seed))
         for c in cases if ("bayes" in methods and _multi(c))

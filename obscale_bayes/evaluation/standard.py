@@ -323,6 +323,8 @@ def run_standard(
     max_workers: int | None = None,
     progress: bool = True,
     store=None,
+    inference: str = "nuts",
+    iterations: int | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run the standard preset and pool it.
 
@@ -339,6 +341,9 @@ def run_standard(
     draws, tune, chains, seed, executor, max_workers, progress, store
         As :func:`~obscale_bayes.evaluation.backtest.run_backtests` (``store``: the job store
         folder that finished fits are kept in and resumed from).
+    inference : {"nuts", "advi"}
+        Inference of the Bayesian fits (``"advi"``: the approximate mode, for comparing it with
+        NUTS on the same cells); ``iterations`` its optimisation steps (None: the default).
 
     Returns
     -------
@@ -351,7 +356,8 @@ def run_standard(
     methods = STANDARD_METHODS if methods is None else methods
     summary, cells = run_backtests(cases, spec, methods, draws=draws, tune=tune, chains=chains,
                                    seed=seed, executor=executor, max_workers=max_workers,
-                                   progress=progress, store=store)  # fmt: skip
+                                   progress=progress, store=store,
+                                   inference=inference, iterations=iterations)  # fmt: skip
     return pool_standard(summary, cells), cells
 
 

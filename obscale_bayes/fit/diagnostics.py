@@ -3,6 +3,11 @@
 The gate: every parameter and every model's capability has R-hat <= 1.01 and bulk ESS >= 400,
 there are no divergent transitions and every chain has E-BFMI >= 0.3.  The report lists the
 worst parameters so a failing fit says where to look.
+
+A fit made with the approximate mode (``inference = "advi"``, :func:`approx_diagnostics`) has
+no Markov chains, so R-hat, ESS, divergences and E-BFMI do not apply: its record says which
+inference was used, and "passed" means the optimisation reached its plateau
+(:func:`obscale_bayes.fit.sampling.plateau`), not that the draws are the posterior's.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ BFMI_MIN = 0.3
 GATE_VARS = (
     "efficiency_mean",
     "efficiency_sd",
+    "efficiency_trend",
+    "release_latent",
     "efficiency",
     "slope_mean",
     "slope_sd",
@@ -56,9 +63,22 @@ class Diagnostics:
     min_bfmi: float
     sampling_seconds: float
     worst: list[dict] = field(default_factory=list)
+    #: "nuts" (the gate above applies) or "advi" (approximate; the plateau test applies).
+    inference: str = "nuts"
+    iterations: int = 0
+    elbo_improvement: float = float("nan")
+    elbo_noise: float = float("nan")
+    elbo_converged: bool = False
+
+    @property
+    def approximate(self) -> bool:
+        """Whether the draws come from an approximation (ADVI), not from MCMC."""
+        return self.inference != "nuts"
 
     @property
     def passed(self) -> bool:
+        if self.approximate:
+            return self.elbo_converged
         return (
             self.max_rhat <= RHAT_MAX
             and self.min_ess_bulk >= ESS_MIN
@@ -68,6 +88,13 @@ class Diagnostics:
 
     def failures(self) -> list[str]:
         out = []
+        if self.approximate:
+            if not self.elbo_converged:
+                out.append(
+                    f"ADVI still improving after {self.iterations} steps (loss fell by "
+                    f"{self.elbo_improvement:.3g} over the last tenth, noise {self.elbo_noise:.3g})"
+                )
+            return out
         if self.max_rhat > RHAT_MAX:
             out.append(f"max R-hat {self.max_rhat:.3f} > {RHAT_MAX}")
         if self.min_ess_bulk < ESS_MIN:
@@ -87,6 +114,8 @@ class Diagnostics:
 
     def report(self) -> str:
         """Human-readable multi-line report."""
+        if self.approximate:
+            return self._approx_report()
         status = "PASS" if self.passed else "FAIL"
         lines = [
             f"convergence gate: {status} (R-hat <= {RHAT_MAX}, bulk ESS >= {ESS_MIN:.0f}, "
@@ -106,6 +135,52 @@ class Diagnostics:
             w = pd.DataFrame(self.worst)
             lines.extend("    " + ln for ln in w.to_string(index=False).splitlines())
         return "\n".join(lines)
+
+    def _approx_report(self) -> str:
+        status = "converged" if self.passed else "NOT CONVERGED"
+        lines = [
+            f"approximate inference: {self.inference.upper()} (mean-field), {status}; the MCMC "
+            "gate (R-hat, ESS, divergences, E-BFMI) does not apply",
+            "  bands are narrower than the posterior's (docs/performance.md); refit with NUTS "
+            "(--inference nuts) for results to report",
+            f"  pseudo-chains x draws {self.n_chains} x {self.n_draws} (independent draws)",
+            f"  optimisation steps {self.iterations}",
+            f"  loss change, last tenth {self.elbo_improvement:.3g} (noise {self.elbo_noise:.3g})",
+            f"  fitting time       {self.sampling_seconds:.1f} s",
+        ]
+        lines.extend(f"  failed: {f}" for f in self.failures())
+        return "\n".join(lines)
+
+
+def approx_diagnostics(
+    idata: xr.DataTree,
+    *,
+    inference: str,
+    iterations: int,
+    converged: bool,
+    improvement: float,
+    noise: float,
+    seconds: float,
+) -> Diagnostics:
+    """The record of an approximate fit (:func:`obscale_bayes.fit.sampling.approximate`): no
+    R-hat or ESS (independent draws: the ESS is the number of draws), the plateau test."""
+    post = idata["posterior"].dataset
+    n = int(post.sizes["chain"]) * int(post.sizes["draw"])
+    return Diagnostics(
+        max_rhat=float("nan"),
+        min_ess_bulk=float(n),
+        min_ess_tail=float(n),
+        divergences=0,
+        n_draws=int(post.sizes["draw"]),
+        n_chains=int(post.sizes["chain"]),
+        min_bfmi=float("nan"),
+        sampling_seconds=float(seconds),
+        inference=inference,
+        iterations=int(iterations),
+        elbo_improvement=float(improvement),
+        elbo_noise=float(noise),
+        elbo_converged=bool(converged),
+    )
 
 
 def bfmi(energy: np.ndarray) -> np.ndarray:

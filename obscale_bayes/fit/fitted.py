@@ -21,10 +21,18 @@ import xarray as xr
 from obscale_bayes import __version__
 from obscale_bayes.data.tables import BenchmarkData
 from obscale_bayes.errors import FitFileError
-from obscale_bayes.fit.diagnostics import ESS_MIN, Diagnostics, compute_diagnostics
+from obscale_bayes.fit.diagnostics import (
+    ESS_MIN,
+    Diagnostics,
+    approx_diagnostics,
+    compute_diagnostics,
+)
 from obscale_bayes.fit.sampling import (
+    ADVI_ITERATIONS,
     DEFAULT_TARGET_ACCEPT,
     RETRY_TARGET_ACCEPT,
+    approximate,
+    check_inference,
     check_sampler,
     sample,
 )
@@ -38,6 +46,20 @@ from obscale_bayes.validation import check_positive_int
 
 _FORMAT = "obscale_bayes.fit/1"
 log = get_logger(__name__)
+
+
+def _meta(data: BenchmarkData, seed: int, draws: int, chains: int) -> dict:
+    """The record every fit keeps, whatever its inference."""
+    return {
+        "format": _FORMAT,
+        "package_version": __version__,
+        "inference": "nuts",
+        "seed": int(seed),
+        "draws": int(draws),
+        "chains": int(chains),
+        "data_fingerprint": data.fingerprint(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
 
 
 class CapabilityModel:
@@ -76,6 +98,8 @@ class CapabilityModel:
         progress: bool = True,
         cores: int | None = None,
         retry: bool = False,
+        inference: str = "nuts",
+        iterations: int = ADVI_ITERATIONS,
     ) -> CapabilityModel:
         """Sample the posterior of the model for ``data`` under ``spec``.
 
@@ -105,17 +129,34 @@ class CapabilityModel:
             :data:`RETRY_TARGET_ACCEPT` and twice the warm-up (and keep that run, passed or
             not; ``meta["retried"]`` records the first run's failures).  Off by default; the
             CLI's ``fit``, ``forecast`` and ``quickstart`` turn it on.
+        inference : {"nuts", "advi"}
+            ``"nuts"`` (default) samples with ``sampler``; ``"advi"`` is the fast approximate
+            mode for big tables (:func:`~obscale_bayes.fit.sampling.approximate`: mean-field
+            ADVI, ``iterations`` steps, then ``chains x draws`` independent draws; ``tune``,
+            ``sampler``, ``target_accept`` and ``retry`` do not apply).  The fit records it
+            (``meta["inference"]``, ``diagnostics.inference``) and its report says so.
+        iterations : int
+            ADVI optimisation steps (:data:`~obscale_bayes.fit.sampling.ADVI_ITERATIONS`).
         """
         if not isinstance(spec, ModelSpec):
             spec = load_spec(spec)
         check_sampler(sampler)
-        draws, tune, chains = (
+        check_inference(inference)
+        draws, tune, chains, iterations = (
             check_positive_int(v, name)
-            for name, v in (("draws", draws), ("tune", tune), ("chains", chains))
+            for name, v in (
+                ("draws", draws),
+                ("tune", tune),
+                ("chains", chains),
+                ("iterations", iterations),
+            )
         )
         cores = cores or min(chains, os.cpu_count() or 1)
         inputs = prepare_inputs(data, spec)
         model = build_model(data, spec, inputs=inputs)
+        if inference != "nuts":
+            return cls._fit_approx(data, spec, inputs, model, draws, chains, seed, iterations,
+                                   progress)  # fmt: skip
         if progress:
             log.info(
                 "fitting '%s' on %d models x %d benchmarks (%d scores) with %s: "
@@ -164,19 +205,50 @@ class CapabilityModel:
                 target_accept,
                 tune,
             )
-        meta = {
-            "format": _FORMAT,
-            "package_version": __version__,
-            "sampler": sampler,
-            "seed": int(seed),
-            "draws": int(draws),
-            "tune": int(tune),
-            "chains": int(chains),
-            "target_accept": float(target_accept),
-            "retried": first_failures,
-            "data_fingerprint": data.fingerprint(),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
+        meta = _meta(data, seed, draws, chains)
+        meta.update(
+            sampler=sampler,
+            tune=int(tune),
+            target_accept=float(target_accept),
+            retried=first_failures,
+        )
+        return cls._finish(spec, data, inputs, tree, diag, meta)
+
+    @classmethod
+    def _fit_approx(cls, data, spec, inputs, model, draws, chains, seed, iterations, progress):
+        if progress:
+            log.info(
+                "fitting '%s' on %d models x %d benchmarks (%d scores) with mean-field ADVI "
+                "(approximate): %d steps, then %d x %d draws",
+                spec.name,
+                len(inputs.model_ids),
+                len(inputs.benchmark_ids),
+                len(inputs.y),
+                iterations,
+                chains,
+                draws,
+            )
+        t0 = time.perf_counter()
+        res = approximate(
+            model, draws=draws, chains=chains, seed=int(seed), iterations=iterations,
+            progress=progress,
+        )  # fmt: skip
+        diag = approx_diagnostics(
+            res.tree,
+            inference="advi",
+            iterations=iterations,
+            converged=res.converged,
+            improvement=res.improvement,
+            noise=res.noise,
+            seconds=time.perf_counter() - t0,
+        )
+        meta = _meta(data, seed, draws, chains)
+        meta.update(sampler="advi", iterations=int(iterations))
+        meta["inference"] = "advi"
+        return cls._finish(spec, data, inputs, res.tree, diag, meta)
+
+    @classmethod
+    def _finish(cls, spec, data, inputs, tree, diag, meta) -> CapabilityModel:
         obs = xr.Dataset(
             {"score": ("obs", inputs.y)},
             coords={
@@ -187,6 +259,11 @@ class CapabilityModel:
         )
         tree["observed_data"] = xr.DataTree(obs)
         return cls(spec, data, tree, diag, meta)
+
+    @property
+    def inference(self) -> str:
+        """``"nuts"`` or ``"advi"`` (fits written before the approximate mode: ``"nuts"``)."""
+        return self.meta.get("inference", "nuts")
 
     # ---------------------------------------------------------------- persistence
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -262,6 +339,7 @@ class CapabilityModel:
             inp.metric_max,
             self.spec.structure["x0"],
             bounded=inp.bounded,
+            new_family_year=inp.new_family_year,
         )
 
     @property

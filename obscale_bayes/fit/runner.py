@@ -246,6 +246,9 @@ def _progress_what(res: JobResult) -> str:
     if not res.ok:
         return f"fit '{res.name}' FAILED: {res.error}"
     d = res.diagnostics
+    if d.approximate:
+        state = "loss at its plateau" if d.passed else "loss still falling"
+        return f"fit '{res.name}' done in {res.seconds:.1f} s ({d.inference.upper()}, {state})"
     gate = "pass" if d.passed else "FAIL"
     return (
         f"fit '{res.name}' done in {res.seconds:.1f} s (R-hat {d.max_rhat:.3f}, bulk ESS "

@@ -125,7 +125,7 @@ def theta_prior(
         if known_x:
             return a + b * x, _diag(se2)
         return a + b * mx, _diag(se2) + sx**2 * b[:, :, None] * b[:, None, :]
-    ma, sa2 = pa.efficiency_mean, pa.efficiency_sd**2
+    ma, sa2 = pa.new_family_efficiency_mean, pa.efficiency_sd**2
     mb, sb2 = pa.slope_mean, pa.slope_sd**2
     if known_x:
         return ma + mb * x, _diag(sa2 + sb2 * x**2 + se2)

@@ -7,7 +7,7 @@ Notation: models :math:`m`, benchmarks :math:`j`, families :math:`f(m)`, capabil
 
     x_m &= \log_{10}(\mathrm{FLOPs}_m / 10^{21}) - x_0
         \quad(\text{latent with a prior where FLOPs are unknown}) \\
-    a_{fk} &\sim N(\mu^a_k, \sigma^a_k), \quad b_{fk} \sim N(\mu^b_k, \sigma^b_k)
+    a_{fk} &\sim N(\mu^a_k + \gamma_k t_f, \sigma^a_k), \quad b_{fk} \sim N(\mu^b_k, \sigma^b_k)
         \quad(\text{family efficiency and slope, partial pooling}) \\
     \theta_{mk} &\sim N(a_{f(m)k} + b_{f(m)k} x_m,\ \sigma^e_k)
         \quad(\text{capabilities}) \\
@@ -15,6 +15,10 @@ Notation: models :math:`m`, benchmarks :math:`j`, families :math:`f(m)`, capabil
     p_{mj} &= g_j + (1 - g_j)\,\mathrm{sigmoid}(\eta_{mj}) \quad(\text{chance floor } g_j) \\
     y_{mj} &\sim N\!\left(p_{mj},\ \sqrt{\tilde p_{mj}(1-\tilde p_{mj})/n_j + \tau_j^2}\right),
         \quad \tilde p = (n_j p + 1)/(n_j + 2)
+
+The release-date trend :math:`\gamma_k t_f` (``t_f`` the family's median release date in years
+since ``release_ref_year``; latent with a prior from the dated families where no member has a
+date) is there only with ``structure.release_trend``; otherwise :math:`\gamma = 0`.
 
 Scores are rescaled to [0, 1] by each benchmark's metric range before they enter.  The
 equations (link, bounded scale, noise, misfit switch, likelihood) are those of
@@ -48,6 +52,7 @@ import pytensor.tensor as pt
 
 from obscale_bayes.data.tables import BenchmarkData
 from obscale_bayes.model.equations import (
+    efficiency_centre_pt,
     expected_score_pt,
     free_misfit_name,
     misfits_pt,
@@ -102,13 +107,25 @@ def build_model(
         # --- family efficiency (intercept) and slope: partial pooling
         mu_a = pr["efficiency_mean"].to_pymc("efficiency_mean", dims="factor")
         sd_a = pr["efficiency_sd"].to_pymc("efficiency_sd", dims="factor")
+        if st["release_trend"]:
+            # centre of each family's efficiency: mu_k + gamma_k t_f (t_f latent where undated)
+            gamma = pr["efficiency_trend"].to_pymc("efficiency_trend", dims="factor")
+            t = pt.as_tensor(np.nan_to_num(inp.family_year, nan=0.0))
+            und = inp.undated_families
+            if len(und):
+                t_lat = pm.Normal("release_latent", mu=inp.year_prior[0],
+                                  sigma=inp.year_prior[1], dims="undated_family")  # fmt: skip
+                t = pt.set_subtensor(t[und], t_lat)
+            centre = efficiency_centre_pt(mu_a, gamma, t)
+        else:
+            centre = mu_a
         if st["noncentered_efficiency"]:
             z_a = pm.Normal("efficiency_z", 0.0, 1.0, dims=("family", "factor"))
-            a = pm.Deterministic("efficiency", mu_a + sd_a * z_a, dims=("family", "factor"))
+            a = pm.Deterministic("efficiency", centre + sd_a * z_a, dims=("family", "factor"))
         else:
             # Centred (the noncentered/downstream specs): fine where every family has several
             # well-measured models; the default non-centres (efficiency_sd funnel otherwise).
-            a = pm.Normal("efficiency", mu=mu_a, sigma=sd_a, dims=("family", "factor"))
+            a = pm.Normal("efficiency", mu=centre, sigma=sd_a, dims=("family", "factor"))
         mu_b = pr["slope_mean"].to_pymc("slope_mean", dims="factor")
         if st["family_slopes"]:
             sd_b = pr["slope_sd"].to_pymc("slope_sd", dims="factor")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-from obscale_bayes.model.equations import expected_score_np, noise_sd_np
+from obscale_bayes.model.equations import efficiency_centre_np, expected_score_np, noise_sd_np
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,17 @@ class PosteriorArrays:
     metric_max: np.ndarray  # (J,)
     x0: float
     bounded: np.ndarray | None = None  # (J,) bool: benchmark on the bounded capability scale
+    efficiency_trend: np.ndarray | None = None  # (S, K) per year (release_trend), else None
+    new_family_year: float = 0.0  # release year (minus the reference) of an unseen family
+
+    @property
+    def new_family_efficiency_mean(self) -> np.ndarray:
+        """(S, K) centre of an unseen family's efficiency: the population mean, plus the
+        release-date trend at :attr:`new_family_year` where the spec has one."""
+        if self.efficiency_trend is None:
+            return self.efficiency_mean
+        return efficiency_centre_np(self.efficiency_mean, self.efficiency_trend,
+                                    self.new_family_year)  # fmt: skip
 
     @property
     def n_samples(self) -> int:
@@ -80,8 +91,10 @@ def posterior_arrays(
     metric_max: np.ndarray,
     x0: float,
     bounded: np.ndarray | None = None,
+    new_family_year: float = 0.0,
 ) -> PosteriorArrays:
-    """Stack a fit's posterior into :class:`PosteriorArrays`."""
+    """Stack a fit's posterior into :class:`PosteriorArrays` (``new_family_year``: see
+    :class:`~obscale_bayes.model.inputs.ModelInputs`; used only with a release-date trend)."""
     post = idata["posterior"].dataset.stack(sample=("chain", "draw"))
 
     def arr(name: str, dims: tuple[str, ...]) -> np.ndarray:
@@ -116,6 +129,10 @@ def posterior_arrays(
         metric_max=np.asarray(metric_max, dtype=float),
         x0=float(x0),
         bounded=None if bounded is None else np.asarray(bounded, dtype=bool),
+        efficiency_trend=(
+            arr("efficiency_trend", ("factor",)) if "efficiency_trend" in post else None
+        ),
+        new_family_year=float(new_family_year),
     )
 
 
@@ -127,6 +144,6 @@ def family_terms(
     if i is not None:
         return pa.efficiency[:, i], pa.slope[:, i]
     shape = pa.efficiency_mean.shape
-    a = pa.efficiency_mean + pa.efficiency_sd * rng.standard_normal(shape)
+    a = pa.new_family_efficiency_mean + pa.efficiency_sd * rng.standard_normal(shape)
     b = pa.slope_mean + pa.slope_sd * rng.standard_normal(shape)
     return a, b

@@ -53,6 +53,8 @@ __all__ = [
     "bounded_np",
     "bounded_pt",
     "compute_axis_np",
+    "efficiency_centre_np",
+    "efficiency_centre_pt",
     "expected_score_np",
     "expected_score_pt",
     "floored_sigmoid_np",
@@ -76,6 +78,26 @@ __all__ = [
     "target_sd_np",
     "target_sd_pt",
 ]
+
+
+# ---------------------------------------------------------------- family efficiency centre
+def efficiency_centre_np(mean: ArrayLike, trend: ArrayLike, year: ArrayLike) -> np.ndarray:
+    r"""Centre of a family's efficiency prior, :math:`\mu^a_k + \gamma_k t_f`.
+
+    ``t_f`` is the family's release year minus ``structure.release_ref_year`` (the
+    ``release_trend`` spec option; without it :math:`\gamma = 0` and the centre is
+    :math:`\mu^a_k`).  Broadcasts: ``mean`` and ``trend`` (..., K), ``year`` (..., 1) or a
+    scalar.
+    """
+    return np.asarray(mean, dtype=float) + np.asarray(trend, dtype=float) * np.asarray(
+        year, dtype=float
+    )
+
+
+def efficiency_centre_pt(mean, trend, year):
+    """PyTensor twin of :func:`efficiency_centre_np`: ``mean (K,)``, ``trend (K,)``,
+    ``year (F,)`` give the ``(F, K)`` centres."""
+    return mean[None, :] + year[:, None] * trend[None, :]
 
 
 # ---------------------------------------------------------------- compute axis

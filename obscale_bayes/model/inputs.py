@@ -43,6 +43,19 @@ class ModelInputs:
     metric_max: np.ndarray  # (J,)
     # non-anchor benchmarks on the bounded capability scale with loadings >= 0
     bounded_bench: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    # release_trend only: (F,) release year of each family minus release_ref_year (NaN where no
+    # model of the family has a date), the prior (mean, sd) of an undated family's year, and
+    # the year a family the fit has not seen is forecast at (the newest dated family's)
+    family_year: np.ndarray | None = None
+    year_prior: tuple[float, float] = (0.0, 1.0)
+    new_family_year: float = 0.0
+
+    @property
+    def undated_families(self) -> np.ndarray:
+        """Families whose release year is latent (release_trend only; else none)."""
+        if self.family_year is None:
+            return np.zeros(0, dtype=int)
+        return np.flatnonzero(~np.isfinite(self.family_year))
 
     @property
     def bounded(self) -> np.ndarray:
@@ -84,6 +97,32 @@ def x_prior_for_unknown(params_b: np.ndarray, spec: ModelSpec) -> tuple[np.ndarr
         mu = np.where(has_n, np.log10(6.0 * params_b) + tok.mu, flo.mu) - x0
     sd = np.where(has_n, tok.sigma, flo.sigma)
     return mu, sd
+
+
+#: Fewest dated families a release-date trend is estimated from.
+MIN_DATED_FAMILIES = 3
+
+
+def family_years(models, fam_ids: list[str], ref_year: float, source: str):
+    """Per family, the median release date of its models in years since ``ref_year`` (NaN for
+    a family without dated models); the mean and sd of the dated ones (the latent years'
+    prior); the newest dated family's year.  For :func:`prepare_inputs` with ``release_trend``."""
+    import pandas as pd
+
+    col = models["release_date"] if "release_date" in models else pd.Series(np.nan, models.index)
+    dates = pd.to_datetime(col, errors="coerce")
+    dec = dates.dt.year + (dates.dt.day_of_year - 1) / 365.25 - ref_year
+    med = dec.groupby(models["family"].to_numpy()).median()
+    year = np.array([med.get(f, np.nan) for f in fam_ids], dtype=float)
+    dated = year[np.isfinite(year)]
+    if len(dated) < MIN_DATED_FAMILIES:
+        raise DataError(
+            f"{source}: structure.release_trend needs release dates for at least "
+            f"{MIN_DATED_FAMILIES} families, the table has {len(dated)}; fill the models' "
+            "release_date column (YYYY-MM-DD) or use a spec without release_trend"
+        )
+    sd = max(float(np.std(dated, ddof=1)), 0.25)
+    return year, (float(np.mean(dated)), sd), float(np.max(dated))
 
 
 def prepare_inputs(data, spec: ModelSpec) -> ModelInputs:
@@ -142,7 +181,12 @@ def prepare_inputs(data, spec: ModelSpec) -> ModelInputs:
     if groups and "group" in bench.columns:
         g = bench.loc[used_b, "group"].astype(str).to_numpy()
         bounded = [j for j, b in enumerate(used_b) if g[j] in groups and b not in anchors]
+    years: dict = {}
+    if st["release_trend"]:
+        fy, prior, newest = family_years(models, fam_ids, st["release_ref_year"], data.source)
+        years = {"family_year": fy, "year_prior": prior, "new_family_year": newest}
     return ModelInputs(
+        **years,
         model_ids=list(models["model"]),
         family_ids=fam_ids,
         benchmark_ids=used_b,
@@ -177,5 +221,6 @@ def coords_of(inp: ModelInputs) -> dict[str, list]:
             inp.benchmark_ids[j] for j in np.flatnonzero(np.isnan(inp.floor))
         ],
         "latent_flops_model": [inp.model_ids[i] for i in inp.unknown_x],
+        "undated_family": [inp.family_ids[i] for i in inp.undated_families],
         "obs": np.arange(len(inp.y)),
     }

@@ -53,9 +53,16 @@ import xarray as xr
 
 from obscale_bayes.data.tables import BenchmarkData
 from obscale_bayes.errors import SpecError, UsageError
-from obscale_bayes.model.equations import expected_score_np, free_misfit_name, noise_sd_np
+from obscale_bayes.model.equations import (
+    efficiency_centre_np,
+    expected_score_np,
+    free_misfit_name,
+    noise_sd_np,
+)
 from obscale_bayes.model.inputs import coords_of, prepare_inputs
 from obscale_bayes.model.truth import (
+    GENERIC_TREND,
+    REALISTIC_TRENDS,
     Overrides,
     benchmark_parameters,
     check_identified,
@@ -141,7 +148,23 @@ def simulate(
     check_identified(inp, spec, v)
 
     # --- family efficiencies and slopes (partial pooling), unknown compute, capabilities
-    a = v["efficiency_mean"] + v["efficiency_sd"] * rng.standard_normal((n_f, n_k))
+    centre = v["efficiency_mean"]
+    trend_vars: dict[str, tuple] = {}
+    if st["release_trend"]:  # (no draws otherwise: the same seed keeps giving the same table)
+        gamma = (spec.priors["efficiency_trend"].draw(rng, n_k) if from_prior else
+                 np.array([REALISTIC_TRENDS.get(f, GENERIC_TREND) for f in inp.factor_ids]))  # fmt: skip
+        if "efficiency_trend" in ov:
+            gamma = ov.get("efficiency_trend")
+        und = inp.undated_families
+        t_lat = inp.year_prior[0] + inp.year_prior[1] * rng.standard_normal(len(und))
+        if "release_latent" in ov:
+            t_lat = ov.get("release_latent")
+        t = np.nan_to_num(inp.family_year, nan=0.0)
+        t[und] = t_lat
+        centre = efficiency_centre_np(v["efficiency_mean"], gamma, t[:, None])
+        trend_vars = {"efficiency_trend": (("factor",), gamma),
+                      "release_latent": (("undated_family",), t_lat)}  # fmt: skip
+    a = centre + v["efficiency_sd"] * rng.standard_normal((n_f, n_k))
     if "efficiency" in ov:
         a = ov.get("efficiency")
     if st["family_slopes"]:
@@ -219,6 +242,7 @@ def simulate(
         "x_latent": (("latent_flops_model",), x_lat),
         "x": (("model",), x),
         "expected_score": (("model", "benchmark"), p_all),
+        **trend_vars,
     }
     if st["family_slopes"]:
         dv["slope_sd"] = (("factor",), v["slope_sd"])

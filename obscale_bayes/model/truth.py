@@ -25,6 +25,7 @@ __all__ = [
     "PARAMETER_DIMS",
     "REALISTIC_BENCHMARKS",
     "REALISTIC_FACTORS",
+    "REALISTIC_TRENDS",
     "Overrides",
     "benchmark_parameters",
     "check_identified",
@@ -68,6 +69,12 @@ GENERIC_FACTOR: dict[str, float] = {
     "residual_sd": 0.5,
 }
 
+#: Release-date trend of family efficiency per year (``release_trend`` specs only), by anchor:
+#: rounded slopes of the default fit's family efficiencies on their release dates
+#: (``plot_efficiency_by_release``), which has no such term; 0.5 for other anchors.
+REALISTIC_TRENDS: dict[str, float] = {"mmlu": 0.8, "hellaswag": -0.1, "humaneval": 0.8}
+GENERIC_TREND = 0.5
+
 #: Benchmark parameters of the same fit: loadings on the MMLU / HellaSwag / HumanEval factors,
 #: intercept (logit scale), misfit (score scale) and, for TruthfulQA, the fitted chance floor.
 #: (No logit-scale misfit was fitted: with ``misfit_scale = "logit"`` it is drawn from the prior.)
@@ -107,6 +114,8 @@ PARAMETER_DIMS: dict[str, tuple[str, ...]] = {
     "slope_mean": ("factor",),
     "slope_sd": ("factor",),
     "residual_sd": ("factor",),
+    "efficiency_trend": ("factor",),
+    "release_latent": ("undated_family",),
     "efficiency": ("family", "factor"),
     "slope": ("family", "factor"),
     "x_latent": ("latent_flops_model",),

@@ -5,6 +5,10 @@ Each figure has a tidy-table twin that holds exactly the numbers it draws:
 * :func:`efficiency_table` / :func:`plot_efficiency_forest` -- family efficiencies
   :math:`a_{fk}` (the capability a family reaches at :math:`x = 0`, i.e. at
   :math:`10^{21 + x_0}` FLOPs), sorted, against the population mean :math:`\mu^a_k`;
+* :func:`release_table` / :func:`plot_efficiency_by_release` -- the same efficiencies against
+  each family's release date (the median date of its models with one), with a least-squares
+  trend per capability: whether newer training recipes reach more capability per FLOP than
+  the model's exchangeable families assume;
 * :func:`loadings_table` / :func:`plot_loadings` -- the benchmark x capability loadings
   :math:`\lambda_{jk}` as a heat map of posterior medians, annotated with posterior sds and
   hatched where the central interval contains 0.
@@ -36,7 +40,14 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from obscale_bayes.fit.fitted import CapabilityModel
 
-__all__ = ["efficiency_table", "loadings_table", "plot_efficiency_forest", "plot_loadings"]
+__all__ = [
+    "efficiency_table",
+    "loadings_table",
+    "plot_efficiency_by_release",
+    "plot_efficiency_forest",
+    "plot_loadings",
+    "release_table",
+]
 
 
 def efficiency_table(fit: CapabilityModel, ci: float = 0.9) -> pd.DataFrame:
@@ -115,6 +126,80 @@ def plot_efficiency_forest(
     axes[0].set_ylabel("family (number of models)")
     fig.suptitle(f"Family efficiencies: median, 50% and {ci:.0%} intervals\norange: population "
                  f"mean and its {ci:.0%} interval; grey: one-model families", fontsize=10)  # fmt: skip
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def release_table(fit: CapabilityModel, ci: float = 0.9) -> pd.DataFrame:
+    """:func:`efficiency_table` of the families with a release date, with ``release`` (the
+    median release date of the family's models that have one, a ``Timestamp``), ``n_dated``
+    and ``year`` (decimal year of ``release``).  Families without any dated model are left
+    out; the table is empty when the fit's data have no ``release_date`` column."""
+    tab = efficiency_table(fit, ci)
+    m = fit.data.models
+    if "release_date" not in m:
+        return tab.iloc[0:0].assign(release=pd.NaT, n_dated=0, year=np.nan)
+    dates = pd.to_datetime(m["release_date"], errors="coerce")
+    by = dates.groupby(m["family"])
+    rel = by.apply(lambda d: d.dropna().sort_values().iloc[len(d.dropna()) // 2]
+                   if d.notna().any() else pd.NaT)  # fmt: skip
+    n_dated = by.count()
+    tab = tab.assign(release=tab["family"].map(rel), n_dated=tab["family"].map(n_dated))
+    tab = tab[tab["release"].notna()].reset_index(drop=True)
+    r = pd.to_datetime(tab["release"])
+    tab["year"] = r.dt.year + (r.dt.day_of_year - 1) / 365.25
+    return tab
+
+
+def plot_efficiency_by_release(
+    fit: CapabilityModel,
+    factors: str | Sequence[str] | None = None,
+    ci: float = 0.9,
+    path: str | os.PathLike[str] | None = None,
+) -> Figure:
+    """Family efficiencies against release date, one panel per capability.
+
+    Points are posterior medians with their ``ci`` intervals (grey: one-model families, mostly
+    pooled to the population), the line a least-squares fit of the medians on the decimal
+    year, weighted by the inverse interval width, with its slope per year in the panel's title.
+    The model itself has no release-date term: a clear trend here is the misfit that makes its
+    forecasts of new families biased (docs/model.md).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.figure import Figure
+
+    ci = check_ci(ci)
+    facs = pick(factors, coord_values(fit, "factor"), "factor")
+    tab = release_table(fit, ci)
+    names = display_names(fit)
+    fig = Figure(figsize=(3.8 * len(facs), 3.4), layout="constrained")
+    axes = fig.subplots(1, len(facs), squeeze=False).ravel()
+    for ax, fac in zip(axes, facs, strict=True):
+        t = tab[tab["factor"] == fac]
+        title = f"'{fac}' ({names.get(fac, fac)})"
+        if len(t) >= 3:
+            w = 1.0 / np.maximum((t["upper"] - t["lower"]).to_numpy(), 1e-6)
+            slope, icpt = np.polyfit(t["year"], t["median"], 1, w=w)
+            xs = np.linspace(t["year"].min(), t["year"].max(), 20)
+            ax.plot(xs, icpt + slope * xs, color="C3", lw=1.2)
+            title += f"\ntrend {slope:+.2f} per year ({len(t)} families)"
+        pooled = (t["n_models"] <= 1).to_numpy()
+        for mask, color in ((pooled, "0.6"), (~pooled, "C0")):
+            tt = t[mask]
+            ax.vlines(tt["year"], tt["lower"], tt["upper"], colors=color, lw=0.8)
+            ax.scatter(tt["year"], tt["median"], color=color, s=14, zorder=3)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("release date (median of the family's models)")
+        ax.grid(True, color="0.9", lw=0.6)
+    axes[0].set_ylabel("family efficiency")
+    n_all = len(coord_values(fit, "family"))
+    n_dated = tab["family"].nunique()
+    fig.suptitle(f"Family efficiency vs release date: medians and {ci:.0%} intervals "
+                 f"({n_dated} of {n_all} families dated)", fontsize=10)  # fmt: skip
     if path is not None:
         save_figure(fig, path)
     return fig

@@ -67,6 +67,12 @@ DEFAULT_STRUCTURE: dict[str, Any] = {
     # negatively on a capability still at its chance floor (MMLU logit ~ -5, barely determined),
     # and that sign flips its forecasts once stronger models leave the floor.
     "bounded_groups": [],
+    # A trend of family efficiency with release date: a_fk ~ N(mu_k + gamma_k t_f, sd_k), t_f the
+    # median release date of family f's models in years since release_ref_year (latent, with a
+    # prior from the dated families, where no model of the family has a date).  A family the
+    # fit has not seen is forecast as recent as the newest dated family.
+    "release_trend": False,
+    "release_ref_year": 2023.0,
 }
 
 #: Prior of every parameter, as ``{dist = ..., <params>}`` (typed by :mod:`obscale_bayes.spec.priors`).
@@ -79,6 +85,8 @@ DEFAULT_PRIORS: dict[str, dict[str, Any]] = {
     # Family efficiency a_f,k ~ N(mu_a_k, sigma_a_k): population mean and spread.
     "efficiency_mean": {"dist": "normal", "mu": 0.0, "sigma": 2.0},
     "efficiency_sd": {"dist": "halfnormal", "sigma": 1.0},
+    # gamma_k: change of family efficiency per year of release date (release_trend only)
+    "efficiency_trend": {"dist": "normal", "mu": 0.0, "sigma": 1.0},
     # Family slope in log10 compute b_f,k ~ N(mu_b_k, sigma_b_k).
     "slope_mean": {"dist": "normal", "mu": 0.5, "sigma": 1.0},
     "slope_sd": {"dist": "halfnormal", "sigma": 0.3},
@@ -188,10 +196,10 @@ def _check_structure(where: str, s: dict[str, Any]) -> dict[str, Any]:
         raise SpecError(
             f"{where}: structure.likelihood must be 'normal' or 'student_t', got {s['likelihood']!r}"
         )
-    for b in ("family_slopes", "noncentered_efficiency"):
+    for b in ("family_slopes", "noncentered_efficiency", "release_trend"):
         if not isinstance(s[b], bool):
             raise SpecError(f"{where}: structure.{b} must be true or false, got {s[b]!r}")
-    for num in ("x0", "student_t_nu"):
+    for num in ("x0", "student_t_nu", "release_ref_year"):
         v = s[num]
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
             raise SpecError(f"{where}: structure.{num} must be a number, got {v!r}")

@@ -57,12 +57,15 @@ def test_sampling_options_are_declared_once_with_each_commands_defaults():
     p = build_parser()
     fit = p.parse_args(["fit", "--out", "x.nc"])
     assert sampling_kwargs(fit) == {"draws": 3000, "tune": 1500, "chains": 4, "seed": 0,
-                                    "sampler": "nutpie", "target_accept": 0.95, "retry": True}  # fmt: skip
+                                    "sampler": "nutpie", "target_accept": 0.95, "retry": True,
+                                    "inference": "nuts"}  # fmt: skip
     bt = p.parse_args(["backtest"])
-    assert sampling_kwargs(bt) == {"draws": 1000, "tune": 1000, "chains": 4, "seed": 0}
+    assert sampling_kwargs(bt) == {"draws": 1000, "tune": 1000, "chains": 4, "seed": 0,
+                                   "inference": "nuts"}  # fmt: skip
     se = p.parse_args(["sensitivity", "fit.nc", "--cores", "2", "--target-accept", "0.95"])
     assert sampling_kwargs(se) == {"draws": 1000, "tune": 1000, "chains": 4, "seed": 0,
-                                   "sampler": "nutpie", "target_accept": 0.95, "cores": 2}  # fmt: skip
+                                   "sampler": "nutpie", "target_accept": 0.95, "cores": 2,
+                                   "inference": "nuts"}  # fmt: skip
 
 
 def test_a_library_usage_error_reaches_the_user_with_the_flag(monkeypatch, tmp_path):

@@ -317,3 +317,36 @@ def test_holdout_panels():
         assert "MSE" in ax.get_title() and "coverage" in ax.get_title()
     with pytest.raises(UsageError, match="no Bayesian rows"):
         plot_holdout(cases, cells[cells["analysis"] != "no_flops"])
+
+
+# ---------------------------------------------------------------- efficiency vs release date
+def _slope_in_title(ax) -> float:
+    return float(ax.get_title().split("trend ")[1].split(" per year")[0])
+
+
+def test_efficiency_by_release_shows_an_added_trend(sim):
+    from obscale_bayes.plots.parameters import plot_efficiency_by_release, release_table
+
+    fit, _ = sim
+    tab = release_table(fit)
+    dated = fit.data.models.dropna(subset=["release_date"])["family"].unique()
+    assert set(tab["family"]) == set(dated) and tab["year"].between(2019, 2026).all()
+    base = _slope_in_title(_axes(plot_efficiency_by_release(fit, factors="mmlu"))[0])
+    # add 0.7 per year to the 'mmlu' efficiency of every dated family: the drawn trend follows
+    year = tab[tab["factor"] == "mmlu"].set_index("family")["year"]
+    post = fit.idata["posterior"].dataset.copy()
+    shift = xr.DataArray([0.7 * (year.get(f, 2023.0) - 2023.0) for f in post["family"].values],
+                         dims="family", coords={"family": post["family"].values})  # fmt: skip
+    eff = post["efficiency"].copy()
+    eff.loc[{"factor": "mmlu"}] = eff.sel(factor="mmlu") + shift
+    tilted = CapabilityModel(fit.spec, fit.data,
+                             xr.DataTree.from_dict({"posterior": post.assign(efficiency=eff)}),
+                             None, {})  # fmt: skip
+    fig = plot_efficiency_by_release(tilted, factors=["mmlu", "humaneval"])
+    _render(fig)
+    axes = _axes(fig)
+    assert len(axes) == 2
+    assert _slope_in_title(axes[0]) == pytest.approx(base + 0.7, abs=0.02)
+    pts = [c for c in axes[0].collections if isinstance(c, PathCollection)]
+    assert sum(len(p.get_offsets()) for p in pts) == len(year)
+    assert "release date" in axes[0].get_xlabel()
