@@ -103,17 +103,23 @@ def x_prior_for_unknown(params_b: np.ndarray, spec: ModelSpec) -> tuple[np.ndarr
 MIN_DATED_FAMILIES = 3
 
 
-def family_years(models, fam_ids: list[str], ref_year: float, source: str):
-    """Per family, the median release date of its models in years since ``ref_year`` (NaN for
-    a family without dated models); the mean and sd of the dated ones (the latent years'
-    prior); the newest dated family's year.  For :func:`prepare_inputs` with ``release_trend``."""
+def family_release_years(models, fam_ids: list[str]) -> np.ndarray:
+    """Per family in ``fam_ids``, the median release date of its models as a decimal year
+    (NaN for a family without a dated model, or a table without ``release_date``)."""
     import pandas as pd
 
     col = models["release_date"] if "release_date" in models else pd.Series(np.nan, models.index)
     dates = pd.to_datetime(col, errors="coerce")
-    dec = dates.dt.year + (dates.dt.day_of_year - 1) / 365.25 - ref_year
+    dec = dates.dt.year + (dates.dt.day_of_year - 1) / 365.25
     med = dec.groupby(models["family"].to_numpy()).median()
-    year = np.array([med.get(f, np.nan) for f in fam_ids], dtype=float)
+    return np.array([med.get(f, np.nan) for f in fam_ids], dtype=float)
+
+
+def family_years(models, fam_ids: list[str], ref_year: float, source: str):
+    """Per family, :func:`family_release_years` in years since ``ref_year``; the mean and sd of
+    the dated ones (the latent years' prior); the newest dated family's year.  For
+    :func:`prepare_inputs` with ``release_trend``."""
+    year = family_release_years(models, fam_ids) - ref_year
     dated = year[np.isfinite(year)]
     if len(dated) < MIN_DATED_FAMILIES:
         raise DataError(

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from obscale_bayes.model.inputs import family_release_years
 from obscale_bayes.plots.common import (
     coord_values,
     display_names,
@@ -132,23 +133,23 @@ def plot_efficiency_forest(
 
 
 def release_table(fit: CapabilityModel, ci: float = 0.9) -> pd.DataFrame:
-    """:func:`efficiency_table` of the families with a release date, with ``release`` (the
-    median release date of the family's models that have one, a ``Timestamp``), ``n_dated``
-    and ``year`` (decimal year of ``release``).  Families without any dated model are left
+    """:func:`efficiency_table` of the families with a release date, with ``year`` (the median
+    release date of the family's models that have one, as a decimal year: the ``t_f`` of the
+    ``release`` variant, :func:`~obscale_bayes.model.inputs.family_release_years`), ``release``
+    (that date as a ``Timestamp``) and ``n_dated``.  Families without any dated model are left
     out; the table is empty when the fit's data have no ``release_date`` column."""
     tab = efficiency_table(fit, ci)
     m = fit.data.models
-    if "release_date" not in m:
-        return tab.iloc[0:0].assign(release=pd.NaT, n_dated=0, year=np.nan)
-    dates = pd.to_datetime(m["release_date"], errors="coerce")
-    by = dates.groupby(m["family"])
-    rel = by.apply(lambda d: d.dropna().sort_values().iloc[len(d.dropna()) // 2]
-                   if d.notna().any() else pd.NaT)  # fmt: skip
-    n_dated = by.count()
-    tab = tab.assign(release=tab["family"].map(rel), n_dated=tab["family"].map(n_dated))
-    tab = tab[tab["release"].notna()].reset_index(drop=True)
-    r = pd.to_datetime(tab["release"])
-    tab["year"] = r.dt.year + (r.dt.day_of_year - 1) / 365.25
+    fams = list(dict.fromkeys(tab["family"]))
+    year = dict(zip(fams, family_release_years(m, fams), strict=True))
+    n_dated = (m.groupby("family")["release_date"].count() if "release_date" in m
+               else pd.Series(dtype=int))  # fmt: skip
+    tab = tab.assign(year=tab["family"].map(year), n_dated=tab["family"].map(n_dated))
+    tab = tab[tab["year"].notna()].reset_index(drop=True)
+    whole = np.floor(tab["year"]).astype(int)
+    tab["release"] = pd.to_datetime(whole.astype(str) + "-01-01") + pd.to_timedelta(
+        (tab["year"] - whole) * 365.25, unit="D"
+    )
     return tab
 
 
