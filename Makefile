@@ -12,8 +12,11 @@ STAMP := $(VENV)/.installed
 forecast: $(STAMP)
 	$(BIN)/obscale-bayes quickstart
 
+# Test files run in parallel worker processes (one per core, at most 4): the slow tests are
+# mostly single-threaded compiles and small fits. A file stays on one worker, so its
+# module-scoped fixtures are built once.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --maxprocesses 4 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

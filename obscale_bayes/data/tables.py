@@ -4,7 +4,8 @@ The shipped tables (``models.csv``, ``scores.csv``, ``benchmarks.csv``) are buil
 ``data/build_tables.py`` from the public ObsScaling figures; ``data/README.md`` is their
 datasheet.  This module needs only numpy and pandas (no PyMC).
 
-Over 400 lines because the container's validation and serialisation belong together.
+The tables' columns and the checks run on construction are :mod:`obscale_bayes.data.validate`
+(its column names are re-exported here).
 """
 
 from __future__ import annotations
@@ -18,9 +19,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from obscale_bayes.data.validate import (
+    BENCHMARK_COLUMNS,
+    MODEL_COLUMNS,
+    RELEASE_DATE,
+    SCORE_COLUMNS,
+    validate_tables,
+)
 from obscale_bayes.errors import DataError, UsageError
 
 __all__ = [
@@ -52,58 +59,7 @@ STANDARD_BENCHMARKS = (
 GROUPS = ("standard", "emergent", "post_training", "instruct", "agent", "leaderboard_v2")
 #: The six Open LLM Leaderboard v2 tasks of group ``leaderboard_v2`` (raw scores).
 LEADERBOARD_V2_BENCHMARKS = ("mmlu_pro", "gpqa", "math_lvl5", "bbh", "ifeval", "musr")
-MODEL_COLUMNS = ("model", "family", "kind", "params_b", "tokens_t", "flops_1e21")
-#: Optional model column: ISO date ``YYYY-MM-DD`` (kept only when some model has one).
-RELEASE_DATE = "release_date"
-SCORE_COLUMNS = ("model", "benchmark", "value")
-BENCHMARK_COLUMNS = (
-    "benchmark",
-    "display_name",
-    "group",
-    "floor",
-    "n_items",
-    "metric_min",
-    "metric_max",
-    "unit",
-)
 _TABLES = ("models.csv", "scores.csv", "benchmarks.csv")
-_MODEL_STR = ("model", "family", "kind")
-_BENCH_STR = ("benchmark", "display_name", "group", "unit")
-
-
-def _strings(s: pd.Series) -> pd.Series:
-    """Object column of ``str`` with NaN for missing (empty strings count as missing)."""
-    out = s.astype(object).where(s.notna(), np.nan)
-    out = out.map(lambda v: v if isinstance(v, float) and math.isnan(v) else str(v))
-    return out.where(out != "", np.nan).astype(object)
-
-
-def _frame(
-    df: pd.DataFrame, cols: Sequence[str], strs: Sequence[str], what: str, src: str
-) -> pd.DataFrame:
-    missing = [c for c in cols if c not in df.columns]
-    if missing:
-        raise DataError(f"{src}: {what} table lacks column(s) {missing}; add them")
-    out = df.loc[:, list(cols)].reset_index(drop=True).copy()
-    for c in cols:
-        if c in strs:
-            out[c] = _strings(out[c])
-        else:
-            try:
-                out[c] = pd.to_numeric(out[c], errors="raise").astype(float)
-            except (TypeError, ValueError) as e:
-                raise DataError(f"{src}: {what} column '{c}' is not numeric ({e}); fix it") from e
-    return out
-
-
-def _is_date(text: str) -> bool:
-    """An ISO calendar date ``YYYY-MM-DD`` that exists."""
-    import datetime
-
-    try:
-        return len(text) == 10 and datetime.date.fromisoformat(text).isoformat() == text
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True, eq=False)
@@ -128,7 +84,8 @@ class BenchmarkData:
 
     Notes
     -----
-    Frames are copied, reduced to the columns above and type-normalised on construction;
+    Frames are copied, reduced to the columns above and type-normalised on construction
+    (:func:`~obscale_bayes.data.validate.validate_tables`);
     every model and benchmark named in ``scores`` must appear in ``models``/``benchmarks``.
     Models without any score are allowed (e.g. forecast targets).
     """
@@ -139,47 +96,7 @@ class BenchmarkData:
     source: str = "shipped"
 
     def __post_init__(self) -> None:
-        src = self.source
-        m = _frame(self.models, MODEL_COLUMNS, _MODEL_STR, "models", src)
-        if RELEASE_DATE in self.models.columns:
-            dates = _strings(self.models[RELEASE_DATE].reset_index(drop=True))
-            bad = dates.dropna()[~dates.dropna().map(_is_date)]
-            if len(bad):
-                raise DataError(
-                    f"{src}: release_date {bad.iloc[0]!r} of model '{m['model'][bad.index[0]]}' "
-                    "is not a date; write YYYY-MM-DD or leave it blank"
-                )
-            if dates.notna().any():  # an all-blank column is no column (same fingerprint)
-                m[RELEASE_DATE] = dates
-        s = _frame(self.scores, SCORE_COLUMNS, ("model", "benchmark"), "scores", src)
-        b = _frame(self.benchmarks, BENCHMARK_COLUMNS, _BENCH_STR, "benchmarks", src)
-        for df, col, what in ((m, "model", "models"), (b, "benchmark", "benchmarks")):
-            if df[col].isna().any():
-                raise DataError(f"{src}: {what} table has a blank '{col}'; fill it")
-            dup = df[col][df[col].duplicated()]
-            if len(dup):
-                raise DataError(f"{src}: {what} table repeats '{dup.iloc[0]}'; keep one row")
-        if s[["model", "benchmark"]].isna().any().any():
-            raise DataError(f"{src}: scores table has a blank model or benchmark; fill it")
-        if not np.isfinite(s["value"]).all():
-            raise DataError(f"{src}: scores must be finite numbers; drop missing cells")
-        dup = s[s.duplicated(["model", "benchmark"])]
-        if len(dup):
-            r = dup.iloc[0]
-            raise DataError(f"{src}: score of '{r.model}' on '{r.benchmark}' appears twice")
-        for col, ref, what in (("model", m, "models"), ("benchmark", b, "benchmarks")):
-            unknown = sorted(set(s[col]) - set(ref[col]))
-            if unknown:
-                raise DataError(
-                    f"{src}: scores name {col}(s) {unknown[:5]} missing from the "
-                    f"{what} table; add them"
-                )
-        bad_kind = m["kind"].dropna()[~m["kind"].dropna().isin(("base", "instruct"))]
-        if len(bad_kind):
-            raise DataError(f"{src}: model kind {bad_kind.iloc[0]!r} is not 'base' or 'instruct'")
-        if (b["metric_min"] >= b["metric_max"]).any():
-            bad = b.loc[b["metric_min"] >= b["metric_max"], "benchmark"].iloc[0]
-            raise DataError(f"{src}: benchmark '{bad}' has metric_min >= metric_max; fix it")
+        m, s, b = validate_tables(self.models, self.scores, self.benchmarks, self.source)
         object.__setattr__(self, "models", m)
         object.__setattr__(self, "scores", s)
         object.__setattr__(self, "benchmarks", b)

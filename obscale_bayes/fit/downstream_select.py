@@ -16,7 +16,7 @@ to every target (a user's and every backtest analysis):
        \mathrm{lpd}_{ic} = \log \frac1S \sum_s \pi_c(y_i \mid \theta_c^{(s)}),
 
    with :math:`\pi_c` the candidate's predictive law *clipped to [0, 1]*
-   (:meth:`~obscale_bayes.fit.downstream.TargetFit.log_score`: one scale for all candidates,
+   (:meth:`~obscale_bayes.fit.downstream_sample.TargetFit.log_score`: one scale for all candidates,
    whatever their likelihood).  Contiguous blocks, not random ones: the forecasts are
    extrapolations to stronger models, and the top block is exactly that inside the training set
    (the bottom one extrapolates down, the others interpolate).
@@ -66,7 +66,7 @@ def blocked_folds(z1: np.ndarray, n_folds: int = N_FOLDS) -> np.ndarray:
 def kfold_lpd(fit_fn, z: np.ndarray, y: np.ndarray, folds: np.ndarray) -> np.ndarray:
     """Exact K-fold pointwise log predictive density ``(n,)`` of one candidate.
 
-    ``fit_fn(z_train, y_train)`` returns a fitted :class:`~obscale_bayes.fit.downstream.TargetFit`.
+    ``fit_fn(z_train, y_train)`` returns a fitted :class:`~obscale_bayes.fit.downstream_sample.TargetFit`.
     """
     out = np.empty(len(y))
     for f in np.unique(folds):

@@ -259,7 +259,17 @@ def test_a_sweep_resumes_from_its_store(table, tmp_path, fake_fits, monkeypatch,
     assert first.loc[first["variant"] == "k2", "shift"].item() == pytest.approx(0.5)
 
 
-def test_ctrl_c_stops_a_library_that_swallows_it():
+@pytest.fixture
+def python_ctrl_c():
+    """Python's own Ctrl-C handler, as in a user's process (pytest-xdist workers ignore SIGINT)."""
+    import signal
+
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
+def test_ctrl_c_stops_a_library_that_swallows_it(python_ctrl_c):
     """nutpie catches KeyboardInterrupt and returns its partial draws: inside the guard, Ctrl-C
     still stops the run and comes out as KeyboardInterrupt."""
     import signal

@@ -48,8 +48,11 @@ def interrupt_after_first_job(
 ) -> tuple[int, str, int, float]:
     """Start ``cmd``, send it SIGINT once ``store`` holds a finished job; (rc, stderr, jobs kept,
     seconds from SIGINT to exit)."""
+    # Python's default Ctrl-C handling in the child, as from a terminal: a SIGINT ignored by
+    # the test process (pytest-xdist workers ignore it) would be inherited
     proc = subprocess.Popen(cmd, cwd=cwd, env=env or ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)  # fmt: skip
     deadline = time.monotonic() + 300
     while not list(store.glob("*.pkl")):
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -65,6 +68,10 @@ def interrupt_after_first_job(
     _wait_gone(children)
     assert not list(store.glob(".*.tmp")), "a partial file was left"
     return proc.returncode, err, len(list(store.glob("*.pkl"))), seconds
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _children(pid: int) -> list[int]:

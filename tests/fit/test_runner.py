@@ -76,9 +76,9 @@ def slope_draws(fit):
 
 
 @pytest.mark.slow
-def test_same_sweep_on_process_pool_and_local_cluster(tiny, capsys):
-    from dask.distributed import Client, LocalCluster
-
+def test_sweep_on_the_process_pool(tiny, capsys):
+    """Labelled jobs, post-processing in the workers, same seed same draws; the same sweep on a
+    dask LocalCluster is compared with the pool in tests/fit/test_dask_runner.py."""
     kw = {"draws": 100, "tune": 150, "chains": 2}
     jobs = [
         FitJob("seed1", tiny, "default", {**kw, "seed": 1}, slope_draws),
@@ -88,17 +88,8 @@ def test_same_sweep_on_process_pool_and_local_cluster(tiny, capsys):
         pool = run_fits(jobs)
     err = capsys.readouterr().err
     assert err.count("done in") == 2 and "'seed1'" in err and "'seed2'" in err
-    with (
-        LocalCluster(n_workers=2, threads_per_worker=1, processes=True) as cluster,
-        Client(cluster) as client,
-    ):
-        dask = run_fits(jobs, client, progress=False)
-    assert list(pool) == list(dask) == ["seed1", "seed2"]  # job order, labelled
-    for name in pool:
-        a, b = pool[name], dask[name]
-        assert a.ok and b.ok
-        assert a.value.shape == (2, 100, 3)
-        np.testing.assert_array_equal(a.value, b.value)  # same seed, same draws
-        assert a.diagnostics.n_chains == 2 and np.isfinite(a.diagnostics.max_rhat)
-        assert a.diagnostics.max_rhat == b.diagnostics.max_rhat
+    assert list(pool) == ["seed1", "seed2"]  # job order, labelled
+    for res in pool.values():
+        assert res.ok and res.value.shape == (2, 100, 3)
+        assert res.diagnostics.n_chains == 2 and np.isfinite(res.diagnostics.max_rhat)
     assert not np.array_equal(pool["seed1"].value, pool["seed2"].value)

@@ -2,7 +2,7 @@
 
 The recovery test simulates a table with the shipped base table's layout (128 models, 40
 families, 8 benchmarks, the same missing cells and unknown FLOPs), fits the default model with
-nutpie (4 chains, default draws) and checks (a) the convergence gate and (b) that true
+nutpie (4 chains x (1000 + 1000): the gate needs no more at this size, and CI time is short) and checks (a) the convergence gate and (b) that true
 capabilities, family efficiencies and non-anchor loadings fall inside their central posterior
 intervals at close to the nominal rate.  ``pytest -s`` prints the coverage table;
 ``studies/recovery.py`` runs it for several seeds and writes ``studies/results/recovery.json``.
@@ -247,7 +247,14 @@ def test_parameter_recovery(template, sim):
 
     data, truth = sim
     fit = CapabilityModel.fit(
-        data, None, chains=4, seed=RECOVERY_SEED, sampler="nutpie", progress=False
+        data,
+        None,
+        chains=4,
+        draws=1000,
+        tune=1000,
+        seed=RECOVERY_SEED,
+        sampler="nutpie",
+        progress=False,
     )
     d = fit.diagnostics
     print()
