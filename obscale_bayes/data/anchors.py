@@ -12,7 +12,12 @@ it has, by this rule:
 3. on each candidate's own anchor scale,
    :math:`z_{mj} = \mathrm{logit}(\mathrm{clip}((y_{mj} - g_j)/(1 - g_j), 0.01, 0.99))`, its
    *spread* is the standard deviation of :math:`z` over models times the share of models
-   scored: a benchmark on which the models differ, measured on many of them;
+   scored times the benchmark's *reliability*
+   :math:`r_j = \max(0, 1 - \overline{u(1-u)}/n_j \,/\, \mathrm{var}(u))`, :math:`u` the scores
+   as fractions of the metric range and :math:`n_j` its item count (1 when unknown): the share
+   of the spread across models that is not item-sampling noise.  A benchmark on which the
+   models differ, measured on many of them, not near its chance floor only by noise (the clip
+   above stretches noise around the floor: GPQA's base-model scores sit at chance +- noise);
 4. slots are filled greedily: the candidate with the largest spread x (1 - the largest
    absolute correlation of its :math:`z` with an anchor already chosen, over the models scored
    on both), so that anchors measure different things; ties go to the benchmark listed first.
@@ -45,6 +50,26 @@ def _z(data: BenchmarkData) -> tuple[dict[str, np.ndarray], dict[str, bool]]:
         u = np.clip(u, 0.01, 0.99)
         z[b] = np.log(u / (1.0 - u))
     return z, fixed
+
+
+def _reliability(data: BenchmarkData) -> dict[str, float]:
+    """Per benchmark: 1 - mean binomial sampling variance / variance of the scores (fractions of
+    the metric range), clipped to [0, 1]; 1 where the item count is unknown."""
+    w = data.wide()
+    meta = data.benchmarks.set_index("benchmark")
+    out = {}
+    for b in w.columns:
+        lo, hi, n = (float(meta.loc[b, c]) for c in ("metric_min", "metric_max", "n_items"))
+        u = (w[b].to_numpy(float) - lo) / (hi - lo)
+        u = u[np.isfinite(u)]
+        var = float(np.var(u)) if u.size > 1 else 0.0
+        if not np.isfinite(n) or n <= 0:
+            out[b] = 1.0
+        elif var <= 0:
+            out[b] = 0.0
+        else:
+            out[b] = float(np.clip(1.0 - np.mean(u * (1.0 - u)) / n / var, 0.0, 1.0))
+    return out
 
 
 def choose_anchors(
@@ -80,7 +105,8 @@ def choose_anchors(
     cands = [b for b in scored if fixed[b] and share[b] >= 0.5 and b not in slots]
     if len(cands) < slots.count(None):
         cands = [b for b in scored if b not in slots]
-    spread = {b: float(np.nanstd(z[b])) * share[b] for b in cands}
+    rel = _reliability(data)
+    spread = {b: float(np.nanstd(z[b])) * share[b] * rel[b] for b in cands}
     chosen = []
     for i, s in enumerate(slots):
         if s is not None:
