@@ -247,11 +247,13 @@ def fit_all(a: argparse.Namespace, t_start: float) -> tuple[dict, list, list]:
     have = {r["rep"] for r in runs}
     todo = [i for i in range(len(jobs)) if i not in have]
     ctx = multiprocessing.get_context("spawn")
-    # fresh workers every 25 fits: each compiled model stays in its worker's memory (~45 MB)
-    with ProcessPoolExecutor(a.workers, mp_context=ctx, max_tasks_per_child=25) as ex:
-        for start in range(0, len(todo), a.batch):
-            ids = todo[start : start + a.batch]
-            batch = [jobs[i] for i in ids]
+    for start in range(0, len(todo), a.batch):
+        ids = todo[start : start + a.batch]
+        batch = [jobs[i] for i in ids]
+        # Fresh workers for every batch: each compiled model stays in its worker's memory
+        # (~45 MB). Not max_tasks_per_child: on Python 3.12.1 the pool then stopped replacing
+        # the workers that had retired and the run waited for ever after 40-50 fits.
+        with ProcessPoolExecutor(a.workers, mp_context=ctx) as ex:
             # one compiled model per replication: warming the cache would compile each twice
             res = run_fits(batch, ex, on_error="collect", progress=False, warm_cache=False)
             for i, r in zip(ids, res.values(), strict=True):
