@@ -256,23 +256,23 @@ def fit_all(a: argparse.Namespace, t_start: float) -> tuple[dict, list, list]:
         with ProcessPoolExecutor(a.workers, mp_context=ctx) as ex:
             # one compiled model per replication: warming the cache would compile each twice
             res = run_fits(batch, ex, on_error="collect", progress=False, warm_cache=False)
-            for i, r in zip(ids, res.values(), strict=True):
-                cells = [{"group": g, "cell": list(c), "y": y} for g, c, y in holdouts[i].cells]
-                truth = {k: reps[i].truth[k].values.tolist() for k in TRUTH_KEYS}
-                if r.ok:
-                    runs.append({"rep": i, "gate": gate_record(r), "cells": cells,
-                                 "truth": truth, "ranks": r.value})  # fmt: skip
-                else:
-                    errors.append({"rep": i, "error": r.error})
-            secs = [r["gate"]["seconds"] for r in runs]
-            print(
-                f"  {len(runs) + len(errors)}/{len(jobs)} fits, {len(errors)} errors, "
-                f"{sum(r['gate']['passed'] for r in runs)} pass the gate; median fit "
-                f"{np.median(secs) if secs else float('nan'):.1f} s; "
-                f"{time.perf_counter() - t_start:.0f} s so far",
-                flush=True,
-            )
-            write(a.out, settings, runs, errors, None)
+        for i, r in zip(ids, res.values(), strict=True):
+            cells = [{"group": g, "cell": list(c), "y": y} for g, c, y in holdouts[i].cells]
+            truth = {k: reps[i].truth[k].values.tolist() for k in TRUTH_KEYS}
+            if r.ok:
+                runs.append({"rep": i, "gate": gate_record(r), "cells": cells,
+                             "truth": truth, "ranks": r.value})  # fmt: skip
+            else:
+                errors.append({"rep": i, "error": r.error})
+        secs = [r["gate"]["seconds"] for r in runs]
+        print(
+            f"  {len(runs) + len(errors)}/{len(jobs)} fits, {len(errors)} errors, "
+            f"{sum(r['gate']['passed'] for r in runs)} pass the gate; median fit "
+            f"{np.median(secs) if secs else float('nan'):.1f} s; "
+            f"{time.perf_counter() - t_start:.0f} s so far",
+            flush=True,
+        )
+        write(a.out, settings, runs, errors, None)
     settings["wall_s"] = time.perf_counter() - t_start  # of this call (with --resume: its part)
     runs.sort(key=lambda r: r["rep"])
     return settings, runs, errors

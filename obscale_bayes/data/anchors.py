@@ -14,7 +14,8 @@ it has, by this rule:
    *spread* is the standard deviation of :math:`z` over models times the share of models
    scored times the benchmark's *reliability*
    :math:`r_j = \max(0, 1 - \overline{u(1-u)}/n_j \,/\, \mathrm{var}(u))`, :math:`u` the scores
-   as fractions of the metric range and :math:`n_j` its item count (1 when unknown): the share
+   as fractions of the metric range and :math:`n_j` its item count (:math:`r_j = 1` when the
+   item count is unknown): the share
    of the spread across models that is not item-sampling noise.  A benchmark on which the
    models differ, measured on many of them, not near its chance floor only by noise (the clip
    above stretches noise around the floor: GPQA's base-model scores sit at chance +- noise);
@@ -38,38 +39,33 @@ from obscale_bayes.errors import DataError
 __all__ = ["choose_anchors"]
 
 
-def _z(data: BenchmarkData) -> tuple[dict[str, np.ndarray], dict[str, bool]]:
+def _scales(
+    data: BenchmarkData,
+) -> tuple[dict[str, np.ndarray], dict[str, bool], dict[str, float]]:
+    """Per benchmark: the anchor scale ``z`` of every model (NaN where unscored), whether its
+    floor is fixed, and its reliability (1 - mean binomial sampling variance / variance of the
+    scores as fractions of the metric range, clipped to [0, 1]; 1 where the item count is
+    unknown)."""
     w = data.wide()
     meta = data.benchmarks.set_index("benchmark")
-    z, fixed = {}, {}
+    z, fixed, rel = {}, {}, {}
     for b in w.columns:
-        lo, hi, g = (float(meta.loc[b, c]) for c in ("metric_min", "metric_max", "floor"))
+        lo, hi, g, n = (float(meta.loc[b, c]) for c in ("metric_min", "metric_max", "floor",
+                                                         "n_items"))  # fmt: skip
         fixed[b] = bool(np.isfinite(g))
         g01 = (g - lo) / (hi - lo) if fixed[b] else 0.0
-        u = ((w[b].to_numpy(float) - lo) / (hi - lo) - g01) / (1.0 - g01)
-        u = np.clip(u, 0.01, 0.99)
+        frac = (w[b].to_numpy(float) - lo) / (hi - lo)
+        u = np.clip((frac - g01) / (1.0 - g01), 0.01, 0.99)
         z[b] = np.log(u / (1.0 - u))
-    return z, fixed
-
-
-def _reliability(data: BenchmarkData) -> dict[str, float]:
-    """Per benchmark: 1 - mean binomial sampling variance / variance of the scores (fractions of
-    the metric range), clipped to [0, 1]; 1 where the item count is unknown."""
-    w = data.wide()
-    meta = data.benchmarks.set_index("benchmark")
-    out = {}
-    for b in w.columns:
-        lo, hi, n = (float(meta.loc[b, c]) for c in ("metric_min", "metric_max", "n_items"))
-        u = (w[b].to_numpy(float) - lo) / (hi - lo)
-        u = u[np.isfinite(u)]
-        var = float(np.var(u)) if u.size > 1 else 0.0
+        f = frac[np.isfinite(frac)]
+        var = float(np.var(f)) if f.size > 1 else 0.0
         if not np.isfinite(n) or n <= 0:
-            out[b] = 1.0
+            rel[b] = 1.0
         elif var <= 0:
-            out[b] = 0.0
+            rel[b] = 0.0
         else:
-            out[b] = float(np.clip(1.0 - np.mean(u * (1.0 - u)) / n / var, 0.0, 1.0))
-    return out
+            rel[b] = float(np.clip(1.0 - np.mean(f * (1.0 - f)) / n / var, 0.0, 1.0))
+    return z, fixed, rel
 
 
 def choose_anchors(
@@ -91,7 +87,7 @@ def choose_anchors(
     (anchors, chosen)
         The ``k`` anchors by slot, and which of them the rule chose (not kept).
     """
-    z, fixed = _z(data)
+    z, fixed, rel = _scales(data)
     scored = [b for b in data.benchmark_ids if b in z and np.isfinite(z[b]).any()]
     if len(scored) <= k:
         raise DataError(
@@ -105,7 +101,6 @@ def choose_anchors(
     cands = [b for b in scored if fixed[b] and share[b] >= 0.5 and b not in slots]
     if len(cands) < slots.count(None):
         cands = [b for b in scored if b not in slots]
-    rel = _reliability(data)
     spread = {b: float(np.nanstd(z[b])) * share[b] * rel[b] for b in cands}
     chosen = []
     for i, s in enumerate(slots):

@@ -246,7 +246,7 @@ def _progress_what(res: JobResult) -> str:
     if not res.ok:
         return f"fit '{res.name}' FAILED: {res.error}"
     d = res.diagnostics
-    if getattr(d, "approximate", False):  # (stand-ins of Diagnostics in tests lack it)
+    if d.approximate:
         state = "loss at its plateau" if d.passed else "loss still falling"
         return f"fit '{res.name}' done in {res.seconds:.1f} s ({d.inference.upper()}, {state})"
     gate = "pass" if d.passed else "FAIL"

@@ -5,10 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from obscale_bayes.data.anchors import _reliability, choose_anchors
+from obscale_bayes.data.anchors import _scales, choose_anchors
 from obscale_bayes.data.reader import read_table
 from obscale_bayes.data.tables import load_shipped
 from obscale_bayes.errors import DataError
+
+
+def _reliability(data):
+    return _scales(data)[2]
+
 
 META = "benchmark,display_name,group,floor,n_items,metric_min,metric_max,unit\n"
 DEFAULT = ["mmlu", "hellaswag", "humaneval"]

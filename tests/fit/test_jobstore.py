@@ -115,7 +115,7 @@ def test_key_is_the_same_in_another_process(tmp_path):
 
 def test_save_load_and_manifest(tmp_path):
     s = JobStore(tmp_path / "jobs")
-    res = JobResult("a", np.arange(4), SimpleNamespace(passed=True), 1.5)
+    res = JobResult("a", np.arange(4), SimpleNamespace(passed=True, approximate=False), 1.5)
     f = s.save("k1", res, {"kind": "fit", "name": "a"})
     assert f == s.file("k1") and len(s) == 1
     back = s.load("k1")
@@ -167,7 +167,9 @@ def test_interrupted_save_leaves_no_result_file(tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------------------- run_fits(store=)
-DIAG = SimpleNamespace(passed=True, max_rhat=1.0, min_ess_bulk=500.0, divergences=0)
+DIAG = SimpleNamespace(
+    passed=True, approximate=False, max_rhat=1.0, min_ess_bulk=500.0, divergences=0
+)
 
 
 @pytest.fixture

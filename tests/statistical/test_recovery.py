@@ -2,7 +2,8 @@
 
 The recovery test simulates a table with the shipped base table's layout (128 models, 40
 families, 8 benchmarks, the same missing cells and unknown FLOPs), fits the default model with
-nutpie (4 chains x (1000 + 1000): the gate needs no more at this size, and CI time is short) and checks (a) the convergence gate and (b) that true
+nutpie (4 chains x (1000 + 1000): the gate needs no more at this size, and CI time is short)
+and checks (a) the convergence gate and (b) that true
 capabilities, family efficiencies and non-anchor loadings fall inside their central posterior
 intervals at close to the nominal rate.  ``pytest -s`` prints the coverage table;
 ``studies/recovery.py`` runs it for several seeds and writes ``studies/results/recovery.json``.
