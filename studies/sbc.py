@@ -258,7 +258,7 @@ def fit_all(a: argparse.Namespace, t_start: float) -> tuple[dict, list, list]:
             res = run_fits(batch, ex, on_error="collect", progress=False, warm_cache=False)
         for i, r in zip(ids, res.values(), strict=True):
             cells = [{"group": g, "cell": list(c), "y": y} for g, c, y in holdouts[i].cells]
-            truth = {k: reps[i].truth[k].values.tolist() for k in TRUTH_KEYS}
+            truth = {k: reps[i].truth[k].values.tolist() for k in TRUTH_KEYS if k in reps[i].truth}
             if r.ok:
                 runs.append({"rep": i, "gate": gate_record(r), "cells": cells,
                              "truth": truth, "ranks": r.value})  # fmt: skip

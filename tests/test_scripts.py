@@ -112,6 +112,23 @@ def test_release_trend_study_runs(tmp_path):
 
 
 @pytest.mark.slow
+def test_compute_extrapolation_study_runs(tmp_path):
+    out = tmp_path / "slopes.json"
+    text = _run("studies/compute_extrapolation.py", *TINY, "--specs", "default", "shared_slope",
+                "--seeds", "0", "--no-resume", "--out", str(out))  # fmt: skip
+    res = json.loads(out.read_text())
+    assert "52 train, 25 test" in text and res["verdict"] in ("default", "shared_slope")
+    assert {r["spec"] for r in res["rows"] if r["method"] == "bayes"} == {"default", "shared_slope"}
+    assert {r["protocol"] for r in res["per_benchmark"]} == {"compute_cutoff", "fill_half"}
+    out = tmp_path / "new_anchor.json"
+    _run("studies/compute_extrapolation.py", *TINY, "--question", "new_anchor", "--seeds", "0",
+         "--out", str(out))  # fmt: skip
+    res = json.loads(out.read_text())
+    assert res["verdict"] in (0.015, 0.03, 0.05, 0.08, 0.12, 0.16, 0.2)
+    assert len(res["rows"]) == 2 * 7 and all(r["n"] == 195 for r in res["rows"])
+
+
+@pytest.mark.slow
 def test_advi_vs_nuts_benchmark_runs(tmp_path):
     out = tmp_path / "advi_vs_nuts.json"
     _run("benchmarks/advi_vs_nuts.py", "--draws", "20", "--tune", "20", "--chains", "1",

@@ -43,10 +43,10 @@ from obscale_bayes.errors import UsageError
 from obscale_bayes.fit.diagnostics import (
     BFMI_MIN,
     ESS_MIN,
-    GATE_VARS,
     RHAT_MAX,
     compute_diagnostics,
     gate_summary,
+    gate_vars,
 )
 from obscale_bayes.model.build import model_for_fit
 from obscale_bayes.model.equations import expected_score_np, noise_sd_np, observation_dist
@@ -88,7 +88,7 @@ def convergence_summary(fit: CapabilityModel) -> pd.DataFrame:
         :mod:`obscale_bayes.fit.diagnostics` (the same thresholds; it passes iff every row does).
     """
     post = fit.idata["posterior"].dataset
-    names = [v for v in GATE_VARS if v in post.data_vars]
+    names = gate_vars(post)
     summ = gate_summary(fit.idata)
     group = pd.Series([str(i).split("[", 1)[0] for i in summ.index], index=summ.index)
     rows = []

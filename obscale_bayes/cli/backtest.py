@@ -258,7 +258,7 @@ def _generic_lines(summary: pd.DataFrame, cells: pd.DataFrame | None) -> list[st
 
 
 STANDARD_COLUMNS = ["method", "mae_pp", "mse", "crps", "coverage50", "coverage90", "width90", "n",
-                    "max_rhat", "divergences"]  # fmt: skip
+                    "max_rhat", "min_ess_bulk", "divergences"]  # fmt: skip
 
 
 def _cmd_standard(args: argparse.Namespace) -> int:

@@ -175,7 +175,8 @@ def _score_multi(case: Any, methods: Sequence[str], fits: dict) -> list[tuple[di
             res = fits[case.name]
             value = res.value
             extra = {"max_rhat": res.diagnostics.max_rhat,
-                     "divergences": res.diagnostics.divergences}  # fmt: skip
+                     "divergences": res.diagnostics.divergences,
+                     "min_ess_bulk": res.diagnostics.min_ess_bulk}  # fmt: skip
         for task, table in case.score(method, value):
             s = metrics.summarize(table).iloc[0].to_dict()
             row = {"analysis": case.name, "task": task, "method": method, "split": case.split,

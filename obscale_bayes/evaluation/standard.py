@@ -85,7 +85,8 @@ N_FOLDS = 5
 MIN_FAMILY_MODELS = 3
 FLOOR_MARGIN = 0.05
 """The FLOPs baselines' floor is fitted in ``[0, chance floor + FLOOR_MARGIN]`` (fixed a priori)."""
-STANDARD_RECORD_COLUMNS = RECORD_COLUMNS + ["protocol", "benchmark", "n", "max_rhat", "divergences"]
+STANDARD_RECORD_COLUMNS = RECORD_COLUMNS + ["protocol", "benchmark", "n", "max_rhat", "min_ess_bulk",
+                                            "divergences"]  # fmt: skip
 """Fields of the preset's records: the paper preset's, the protocol and benchmark (``all`` =
 pooled), the number of cells pooled and the Bayesian fits' diagnostics."""
 
@@ -365,7 +366,8 @@ def pool_standard(summary: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
     """Pool the per-cell scores per (protocol, method) and per (protocol, method, benchmark).
 
     ``summary`` are :func:`run_backtests`' per-case rows (for the Bayesian fits' ``max_rhat``
-    -- the largest over the protocol's fits -- and ``divergences`` -- their sum); ``n_train`` of
+    -- the largest over the protocol's fits --, ``min_ess_bulk`` -- the smallest -- and
+    ``divergences`` -- their sum); ``n_train`` of
     a protocol with several fits is their mean, rounded.  Pooled rows have ``benchmark = "all"``
     and ``task = "all"``; per-benchmark rows name the task (sub-protocol) the benchmark is blank in.
     """
@@ -373,10 +375,11 @@ def pool_standard(summary: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
     for (protocol, method), g in cells.groupby(["protocol", "method"], sort=False):
         s = summary[(summary["method"] == method) & summary["task"].isin(set(g["task"]))]
         s = s[s["analysis"].isin(set(g["analysis"]))]
-        diag = {"max_rhat": np.nan, "divergences": np.nan}
+        diag = {"max_rhat": np.nan, "min_ess_bulk": np.nan, "divergences": np.nan}
         if method == "bayes" and len(s):
             per_fit = s.drop_duplicates("analysis")
             diag = {"max_rhat": float(per_fit["max_rhat"].max()),
+                    "min_ess_bulk": float(per_fit["min_ess_bulk"].min()),
                     "divergences": int(per_fit["divergences"].sum())}  # fmt: skip
         n_train = int(round(s.drop_duplicates("analysis")["n_train"].mean()))
         splits = list(dict.fromkeys(s["split"]))

@@ -194,14 +194,20 @@ def bfmi(energy: np.ndarray) -> np.ndarray:
     return num / den
 
 
+def gate_vars(post: xr.Dataset) -> list[str]:
+    """The :data:`GATE_VARS` of a posterior; with one slope for all families (no ``slope_sd``)
+    ``slope`` is ``slope_mean`` repeated per family and is left out (rows of the same draws)."""
+    shared = "slope_sd" not in post.data_vars
+    return [v for v in GATE_VARS if v in post.data_vars and not (shared and v == "slope")]
+
+
 def gate_summary(idata: xr.DataTree) -> pd.DataFrame:
     """``az.summary`` (diagnostics) of the :data:`GATE_VARS` in the posterior, one row per entry.
 
     Deterministic constants (e.g. the fixed anchor entries of ``loading``) have no variance and a
     NaN R-hat; their rows are dropped.
     """
-    post = idata["posterior"].dataset
-    names = [v for v in GATE_VARS if v in post.data_vars]
+    names = gate_vars(idata["posterior"].dataset)
     with warnings.catch_warnings():
         # ArviZ warns (RuntimeWarning) on the constant entries of deterministics.
         warnings.simplefilter("ignore", RuntimeWarning)

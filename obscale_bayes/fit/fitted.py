@@ -342,6 +342,13 @@ class CapabilityModel:
             new_family_year=inp.new_family_year,
         )
 
+    @cached_property
+    def new_model_posterior(self) -> PosteriorArrays:
+        """:attr:`posterior` with the anchors' misfit of models the fit has not seen (the spec's
+        ``new_model_anchor_misfit``); what forecasts of new models read."""
+        st = self.spec.structure
+        return self.posterior.with_anchor_misfit(self.spec.anchors, st["new_model_anchor_misfit"])
+
     @property
     def family_ids(self) -> list[str]:
         return self.inputs.family_ids

@@ -69,7 +69,7 @@ def forecast_compute(
     if not targets:
         raise UsageError("targets: give at least one (family, flops) target")
     rng = np.random.default_rng(seed)
-    pa = fit.posterior
+    pa = fit.new_model_posterior  # a forecast is of a model the fit has not seen
     names, fams, flops_l, ths, ys = [], [], [], [], []
     for fam, flops in targets:
         fam = str(fam).strip()

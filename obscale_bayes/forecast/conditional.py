@@ -279,7 +279,7 @@ def _quad(d: np.ndarray, a: np.ndarray) -> np.ndarray:
 
 def conditional_forecast(fit, new: BenchmarkData, ci: float, seed: int, n_particles: int = 4):
     """Forecast every benchmark of every model in ``new`` from its given scores (see module)."""
-    pa = fit.posterior
+    pa = fit.new_model_posterior  # new models: their anchors' misfit (spec)
     extra = sorted(set(new.scores["benchmark"]) - set(pa.benchmark_ids))
     if extra:
         raise DataError(
@@ -334,7 +334,7 @@ def _blocks(n_obs: list[int], n_draws: int) -> list[slice]:
 
 def _condition(fit, priors, cells, rngs, n_particles: int) -> tuple[np.ndarray, np.ndarray]:
     """Capability draws ``(M * S, K)`` of a block of models and the ESS fraction per pair."""
-    pa = fit.posterior
+    pa = fit.new_model_posterior
     s = pa.n_samples
     target = ConditionalTarget(
         pa,

@@ -7,8 +7,8 @@ Notation: models :math:`m`, benchmarks :math:`j`, families :math:`f(m)`, capabil
 
     x_m &= \log_{10}(\mathrm{FLOPs}_m / 10^{21}) - x_0
         \quad(\text{latent with a prior where FLOPs are unknown}) \\
-    a_{fk} &\sim N(\mu^a_k + \gamma_k t_f, \sigma^a_k), \quad b_{fk} \sim N(\mu^b_k, \sigma^b_k)
-        \quad(\text{family efficiency and slope, partial pooling}) \\
+    a_{fk} &\sim N(\mu^a_k + \gamma_k t_f, \sigma^a_k), \quad b_{fk} = \mu^b_k
+        \quad(\text{family efficiency partially pooled, one slope per capability}) \\
     \theta_{mk} &\sim N(a_{f(m)k} + b_{f(m)k} x_m,\ \sigma^e_k)
         \quad(\text{capabilities}) \\
     \eta_{mj} &= \alpha_j + \lambda_j \cdot \theta_m \quad(\text{factor model}) \\
@@ -16,7 +16,9 @@ Notation: models :math:`m`, benchmarks :math:`j`, families :math:`f(m)`, capabil
     y_{mj} &\sim N\!\left(p_{mj},\ \sqrt{\tilde p_{mj}(1-\tilde p_{mj})/n_j + \tau_j^2}\right),
         \quad \tilde p = (n_j p + 1)/(n_j + 2)
 
-The release-date trend :math:`\gamma_k t_f` (``t_f`` the family's median release date in years
+With ``structure.family_slopes`` each family has its own slope, :math:`b_{fk} \sim N(\mu^b_k,
+\sigma^b_k)` (partial pooling; the ``family_slopes`` variant).  The release-date trend
+:math:`\gamma_k t_f` (``t_f`` the family's median release date in years
 since ``release_ref_year``; latent with a prior from the dated families where no member has a
 date) is there only with ``structure.release_trend``; otherwise :math:`\gamma = 0`.
 
@@ -104,7 +106,7 @@ def build_model(
             x = pt.set_subtensor(pt.as_tensor(x_known)[inp.unknown_x], x_lat)
         else:
             x = pt.as_tensor(x_known)
-        # --- family efficiency (intercept) and slope: partial pooling
+        # --- family efficiency (intercept), partial pooling; slope shared or per family
         mu_a = pr["efficiency_mean"].to_pymc("efficiency_mean", dims="factor")
         sd_a = pr["efficiency_sd"].to_pymc("efficiency_sd", dims="factor")
         if st["release_trend"]:

@@ -7,7 +7,7 @@ its :meth:`PosteriorArrays.scores` calls the equations in :mod:`obscale_bayes.mo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import xarray as xr
@@ -50,6 +50,19 @@ class PosteriorArrays:
             return self.efficiency_mean
         return efficiency_centre_np(self.efficiency_mean, self.efficiency_trend,
                                     self.new_family_year)  # fmt: skip
+
+    def with_anchor_misfit(self, anchors: list[str], value: float | None) -> PosteriorArrays:
+        """A copy whose anchors' score-scale misfit is ``value`` in every draw (None: self).
+
+        The spec's ``new_model_anchor_misfit``: the noise of a new model's anchor scores,
+        where the fit used the fixed ``anchor_misfit`` (see :mod:`obscale_bayes.spec.spec`).
+        """
+        if value is None:
+            return self
+        idx = [self.benchmark_ids.index(a) for a in anchors if a in self.benchmark_ids]
+        misfit = self.misfit.copy()
+        misfit[:, idx] = value
+        return replace(self, misfit=misfit)
 
     @property
     def n_samples(self) -> int:

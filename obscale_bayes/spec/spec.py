@@ -40,8 +40,9 @@ DEFAULT_STRUCTURE: dict[str, Any] = {
     # the anchor's loading row is the k-th unit vector and its intercept is 0.  This pins
     # rotation, sign, scale and location of the factors (see model.py).
     "anchors": ["mmlu", "hellaswag", "humaneval"],
-    # Family-specific slopes b_f (True) or one population slope per capability (False).
-    "family_slopes": True,
+    # Family-specific slopes b_f (True) or one population slope per capability (False, the
+    # default: chosen on training models only, docs/model.md "Shared or family slopes").
+    "family_slopes": False,
     # "normal" or "student_t" (heavier tails on the misfit term).
     "likelihood": "normal",
     "student_t_nu": 4.0,
@@ -51,6 +52,12 @@ DEFAULT_STRUCTURE: dict[str, Any] = {
     "misfit_floor": 0.005,
     # Fixed score-scale misfit of the anchor benchmarks (not identifiable from the data).
     "anchor_misfit": 0.015,
+    # The anchors' misfit for models the fit has not seen (forecasts from compute or from given
+    # scores); None: anchor_misfit.  In the fit, an anchor's own variance cannot be told from the
+    # models' capability residuals, so a small fixed value pins the factors; for a new model it
+    # says how far its anchor score may stray from the capability its other scores imply.
+    # 0.08: chosen on training models only (docs/model.md "The anchors of new models").
+    "new_model_anchor_misfit": 0.08,
     # Item count assumed for the sampling-noise term where the metadata do not give one.
     "default_n_items": 1000,
     # Centre of the compute axis: x = log10(FLOPs / 1e21) - x0.
@@ -151,7 +158,10 @@ class ModelSpec:
 
     @classmethod
     def from_json(cls, text: str, source: str = "<fit file>") -> ModelSpec:
-        return spec_from_dict(json.loads(text), source=source)
+        d = json.loads(text)
+        # a fit written before the key existed forecasts new models as it did then
+        d.get("structure", {}).setdefault("new_model_anchor_misfit", None)
+        return spec_from_dict(d, source=source)
 
     def with_overrides(
         self, priors: dict[str, dict[str, Any] | Prior] | None = None, **structure: Any
@@ -218,6 +228,12 @@ def _check_structure(where: str, s: dict[str, Any]) -> dict[str, Any]:
             f"{where}: structure.anchor_misfit must be a number in [0, 0.5), got {am!r}"
         )
     s["anchor_misfit"] = float(am)
+    nm = s["new_model_anchor_misfit"]
+    if nm is not None:
+        if isinstance(nm, bool) or not isinstance(nm, int | float) or not 0 <= nm < 0.5:
+            raise SpecError(f"{where}: structure.new_model_anchor_misfit must be a number in "
+                            f"[0, 0.5) (or left out: anchor_misfit), got {nm!r}")  # fmt: skip
+        s["new_model_anchor_misfit"] = float(nm)
     n = s["default_n_items"]
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise SpecError(f"{where}: structure.default_n_items must be a positive integer, got {n!r}")

@@ -32,6 +32,9 @@ from obscale_bayes.errors import UsageError
 
 L = 99
 
+#: The family-slopes variant, so that every parameter group (slope_sd included) is ranked.
+SPEC = "family_slopes"
+
 
 def uniform_ranks(reps: int, elements: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, L + 1, (reps, elements)).astype(float)
@@ -169,7 +172,7 @@ def test_template_layout(shipped):
 
 @pytest.fixture(scope="module")
 def reps(template):
-    return prior_replications(template, "default", 60, seed=3)
+    return prior_replications(template, SPEC, 60, seed=3)
 
 
 def test_replications_are_prior_predictive_draws(template, reps):
@@ -183,7 +186,7 @@ def test_replications_are_prior_predictive_draws(template, reps):
     for name in ("capability", "efficiency", "loading_free", "misfit_free", "x_latent"):
         assert name in r0.truth
     assert not np.allclose(reps[0].truth["efficiency"], reps[1].truth["efficiency"])
-    again = prior_replications(template, "default", 2, seed=3)
+    again = prior_replications(template, SPEC, 2, seed=3)
     np.testing.assert_array_equal(again[1].truth["capability"], reps[1].truth["capability"])
 
 
@@ -204,7 +207,7 @@ def test_hold_out(reps):
 
 def test_ranks_uniform_when_posterior_is_prior(template, reps):
     """With the prior as 'posterior' and truths from the prior, every rank is uniform."""
-    fit = testing.prior_fit(template, "default", draws=50, chains=2, seed=99)
+    fit = testing.prior_fit(template, SPEC, draws=50, chains=2, seed=99)
     results = [sbc_post(fit, r.truth, hold_out(r).cells, n_ranks=L, seed=i)
                for i, r in enumerate(reps)]  # fmt: skip
     assert set(results[0]) == set(PARAMETER_GROUPS + FORECAST_GROUPS)
@@ -226,7 +229,7 @@ def test_ranks_align_truth_and_posterior_by_coordinate(reps, shift, rank):
     for g in PARAMETER_GROUPS:
         post[g] = r.truth[g] + shift
     post = post.sel(model=h.train.model_ids)  # the held-out model is not in the fit
-    fit = testing.truth_fit(h.train, post, "default", draws=30, variables=list(post.data_vars))
+    fit = testing.truth_fit(h.train, post, SPEC, draws=30, variables=list(post.data_vars))
     res = sbc_post(fit, r.truth, [], n_ranks=19)
     assert set(res) == set(PARAMETER_GROUPS)
     assert len(res["capability"]) == 3 * len(h.train.model_ids)

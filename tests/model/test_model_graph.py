@@ -67,8 +67,9 @@ def test_dims_and_coords_match_data(data, default_model):
     assert dims["loading"] == ("benchmark", "factor")
     for name in ("intercept", "misfit", "floor"):
         assert dims[name] == ("benchmark",)
-    for name in ("efficiency_mean", "efficiency_sd", "slope_mean", "slope_sd", "residual_sd"):
+    for name in ("efficiency_mean", "efficiency_sd", "slope_mean", "residual_sd"):
         assert dims[name] == ("factor",)
+    assert "slope_sd" not in dims  # the default: one slope per capability (family_slopes: one each)
     assert dims["score"] == ("obs",)
     # one observation per non-missing cell
     assert len(m.coords["obs"]) == len(data.scores) == int(data.wide().notna().sum().sum())
@@ -149,8 +150,6 @@ def test_free_rvs_of_default(default_model):
         "efficiency_sd",
         "efficiency_z",
         "slope_mean",
-        "slope_sd",
-        "slope_z",
         "residual_sd",
         "capability_z",
         "loading_free",
@@ -237,3 +236,18 @@ def test_diagnostics_read_divergences_from_mocked_sampler(data, monkeypatch):
     ss["diverging"] = ss["diverging"] & False
     tree["sample_stats"] = ss
     assert compute_diagnostics(tree).divergences == 0
+
+
+def test_gate_leaves_out_the_repeated_shared_slope(subset):
+    """With one slope for all families, ``slope`` is ``slope_mean`` per family: not gated twice."""
+    from obscale_bayes import testing
+    from obscale_bayes.fit.diagnostics import gate_summary, gate_vars
+
+    shared = testing.prior_fit(subset, "default", draws=20, chains=2, seed=0).idata
+    per_family = testing.prior_fit(subset, "family_slopes", draws=20, chains=2, seed=0).idata
+    assert "slope" in shared["posterior"].dataset and "slope" not in gate_vars(
+        shared["posterior"].dataset
+    )
+    assert {"slope", "slope_sd"} <= set(gate_vars(per_family["posterior"].dataset))
+    assert not any(str(i).startswith("slope[") for i in gate_summary(shared).index)
+    assert any(str(i).startswith("slope[") for i in gate_summary(per_family).index)

@@ -64,6 +64,8 @@ def sim():
     for name in ("capability", "efficiency", "slope", "efficiency_mean", "efficiency_sd",
                  "slope_mean", "slope_sd", "residual_sd", "loading", "intercept", "floor",
                  "misfit", "x_latent"):  # fmt: skip
+        if name not in truth:  # slope_sd: only with family slopes
+            continue
         t = truth[name]
         noise = JITTER * rng.standard_normal((N_CHAIN, N_DRAW) + t.shape)
         if name == "loading":  # anchors stay exact, as in a real fit

@@ -43,7 +43,7 @@ def test_every_variant_loads_and_round_trips():
         "k2",
         "k4",
         "student_t",
-        "shared_slope",
+        "family_slopes",
         "wide_priors",
         "narrow_priors",
     } <= set(names)
