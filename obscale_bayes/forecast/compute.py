@@ -51,6 +51,9 @@ def forecast_compute(
 ) -> Forecast:
     """Forecast every benchmark for (family, training FLOPs) targets.
 
+    Each target is a new model: its capability residual, benchmark noise and misfit are drawn
+    (the anchors' misfit is the spec's ``new_model_anchor_misfit``).
+
     Parameters
     ----------
     fit : CapabilityModel

@@ -73,7 +73,9 @@ def forecast_from_scores(
 
     Each posterior draw updates each new model's capabilities with its observed scores
     (importance resampling from a Laplace proposal, see this module's docstring); the rest of
-    the model is not refitted.
+    the model is not refitted.  A new model's anchor scores carry the spec's
+    ``new_model_anchor_misfit`` (conditioning and predictive noise), not the fit's own
+    ``anchor_misfit`` (:attr:`CapabilityModel.new_model_posterior`).
 
     Parameters
     ----------

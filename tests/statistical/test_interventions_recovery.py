@@ -14,6 +14,7 @@ from obscale_bayes.forecast.interventions import (
     effect_vs_compute,
 )
 from obscale_bayes.model.equations import floored_sigmoid_np
+from obscale_bayes.spec.spec import load_spec
 
 # ---------------------------------------------------------------- recovery (slow)
 TASKS = ["gsm8k_5_exact_match,flexible-extract", "gsm8k_cot_8_exact_match,flexible-extract"]
@@ -30,7 +31,12 @@ def simulated_fit():
                                     *TASKS])  # fmt: skip
     keep = tmpl.models.loc[tmpl.models["family"].isin(fams), "model"]
     tmpl = tmpl.subset(models=list(keep))
-    _, first = simulate(tmpl, None, seed=5)
+    # The family-slopes variant, as this test was sized on (2 x 200 draws).  With the default's
+    # shared slope this 14-family fit does not converge at that length (R-hat 1.04, bulk ESS 89;
+    # 1.03 / 102 at twice the length) and its bands cover 0.61 of the true effects; the default's
+    # own recovery is tests/statistical/test_recovery.py.
+    spec = load_spec("family_slopes")
+    _, first = simulate(tmpl, spec, seed=5)
     loading = first["loading"].copy()
     intercept = first["intercept"].copy()
     # known task parameters: CoT loads more on general capability and starts higher
@@ -38,8 +44,8 @@ def simulated_fit():
     loading.loc[{"benchmark": TASKS[1]}] = [1.5, 0.0, 0.4]
     intercept.loc[{"benchmark": TASKS[0]}] = -1.0
     intercept.loc[{"benchmark": TASKS[1]}] = 0.0
-    data, truth = simulate(tmpl, None, seed=5, params={"loading": loading, "intercept": intercept})
-    fit = CapabilityModel.fit(data, None, draws=200, tune=300, chains=2, cores=1, seed=2,
+    data, truth = simulate(tmpl, spec, seed=5, params={"loading": loading, "intercept": intercept})
+    fit = CapabilityModel.fit(data, spec, draws=200, tune=300, chains=2, cores=1, seed=2,
                               progress=False)  # fmt: skip
     return fit, truth, data
 
