@@ -42,7 +42,9 @@ __all__ = [
 ]
 
 #: Posterior variables a :func:`truth_fit` carries (what the NumPy consumers read per cell).
-TRUTH_VARS = ("capability", "loading", "intercept", "floor", "misfit", "logit_misfit")
+TRUTH_VARS = (
+    "capability", "loading", "intercept", "floor", "misfit", "logit_misfit", "family_offset"
+)  # fmt: skip
 
 #: Families of a ~50-model subset of the shipped table (small fits, several sizes each).
 SMALL_FAMILIES = ("Pythia", "OPT", "Qwen1.5", "BLOOM", "GPT-Neo/J", "Llama", "Falcon", "Llama-2")

@@ -155,9 +155,11 @@ def cell_params(
         return post[name].transpose("chain", "draw", "benchmark").to_numpy()[:, :, ob]
 
     floor = per_bench("floor")
-    p = expected_score_np(
-        cap[:, :, om], per_bench("intercept"), lam[:, :, ob], floor, inp.bounded[ob]
-    )
+    alpha = per_bench("intercept")
+    if "family_offset" in post:  # each cell's family offset (structure.family_offsets)
+        off = post["family_offset"].transpose("chain", "draw", "family", "benchmark").to_numpy()
+        alpha = alpha + off[:, :, inp.family_idx[om], ob]
+    p = expected_score_np(cap[:, :, om], alpha, lam[:, :, ob], floor, inp.bounded[ob])
     sd = noise_sd_np(p, inp.inv_n[ob], per_bench("misfit"), floor, per_bench("logit_misfit"))
     return p, sd
 

@@ -39,7 +39,7 @@ def forecast_compute_draws(
     x = compute_axis_np(check_flops(flops), pa.x0)
     a, b = family_terms(pa, family, rng)
     theta = a + b * x + pa.residual_sd * rng.standard_normal(a.shape)
-    p, y = pa.scores(theta, rng)
+    p, y = pa.scores(theta, rng, pa.offset_of(family, rng))
     return theta, pa.to_metric(p), pa.to_metric(y)
 
 

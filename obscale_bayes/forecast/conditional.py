@@ -166,9 +166,21 @@ class ConditionalTarget:
     ``(S, ..., K)``.
     """
 
-    def __init__(self, pa, mean, cov, bench_idx, y01, structure: dict | None = None):
+    def __init__(
+        self,
+        pa,
+        mean,
+        cov,
+        bench_idx,
+        y01,
+        structure: dict | None = None,
+        offsets=None,
+        extra_logit_sd=None,
+    ):
         if not isinstance(mean, list):
             mean, cov, bench_idx, y01 = [mean], [cov], [bench_idx], [y01]
+            offsets = None if offsets is None else [offsets]
+            extra_logit_sd = None if extra_logit_sd is None else [extra_logit_sd]
         n_obs = max(1, max(len(j) for j in bench_idx))
         idx = np.zeros((len(mean), n_obs), dtype=int)
         y = np.full((len(mean), n_obs), 0.5)
@@ -187,10 +199,20 @@ class ConditionalTarget:
         self.mean = np.concatenate(mean)
         self.prec = inv_spd(np.concatenate(cov))
         self.lam = per_draw(pa.loading)
-        self.alpha = per_draw(pa.intercept)
+        if offsets is None or all(o is None for o in offsets):
+            self.alpha = per_draw(pa.intercept)
+        else:  # each model's intercepts with its family's offsets
+            self.alpha = np.concatenate(
+                [pa.intercepts(o)[:, j] for o, j in zip(offsets, idx, strict=True)]
+            )
         self.floor = per_draw(pa.floor)
         self.tau = per_draw(pa.misfit)
         self.nu = per_draw(pa.logit_misfit)
+        if extra_logit_sd is not None and any(e is not None for e in extra_logit_sd):
+            # an unseen family's offsets, marginalised: logit-scale sd added in quadrature
+            extra = np.concatenate([np.zeros_like(pa.logit_misfit[:, j]) if e is None
+                                    else e[:, j] for e, j in zip(extra_logit_sd, idx, strict=True)])  # fmt: skip
+            self.nu = np.sqrt(self.nu**2 + extra**2)
         self.y, self.inv_n, self.w = per_model(y), per_model(pa.inv_n[idx]), per_model(w)
         bnd = None if pa.bounded is None else pa.bounded[idx] & (w > 0)
         self.bounded = per_model(bnd) if bnd is not None and bnd.any() else None
@@ -295,8 +317,8 @@ def conditional_forecast(fit, new: BenchmarkData, ci: float, seed: int, n_partic
     empty = new.scores.iloc[0:0]
     rows = list(new.models.itertuples(index=False))
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(rows))]
-    cells, priors = [], []
-    for row in rows:
+    cells, priors, offsets, known, extra = [], [], [], [], []
+    for row, rng in zip(rows, rngs, strict=True):
         sc = by_model.get(row.model, empty)
         j = sc["benchmark"].map(b_pos).to_numpy(dtype=int)
         y01 = (sc["value"].to_numpy(dtype=float) - pa.metric_min[j]) / (
@@ -305,16 +327,28 @@ def conditional_forecast(fit, new: BenchmarkData, ci: float, seed: int, n_partic
         cells.append((j, y01))
         fam = row.family if isinstance(row.family, str) else None
         priors.append(theta_prior(fit, fam, float(row.flops_1e21), float(row.params_b)))
+        # Family offsets: a seen family's enter the conditioning as they are.  An unseen
+        # family's are unknown: its observed cells get their prior sd as extra logit misfit
+        # (the offsets marginalised, delta method), and its blank cells fresh prior draws.
+        off = pa.offset_of(fam, rng)
+        seen = off is None or pa.family_index(fam) is not None
+        offsets.append(off)
+        known.append(off if seen else None)
+        extra.append(None if seen else pa.family_offset_sd)
     s = pa.n_samples
     thetas, ess = [], []
     for part in _blocks([len(j) for j, _ in cells], s):
-        th, e = _condition(fit, priors[part], cells[part], rngs[part], n_particles)
+        th, e = _condition(fit, priors[part], cells[part], rngs[part], n_particles,
+                           known[part], extra[part])  # fmt: skip
         thetas += list(th.reshape(-1, s, th.shape[-1]))
         ess += [float(np.median(v)) for v in e.reshape(-1, s)]
     names = [str(r.model) for r in rows]
     fams = [r.family if isinstance(r.family, str) else None for r in rows]
     flops_l = [float(r.flops_1e21) * 1e21 if np.isfinite(r.flops_1e21) else np.nan for r in rows]
-    ys = [pa.to_metric(pa.scores(th, rng)[1]) for th, rng in zip(thetas, rngs, strict=True)]
+    ys = [
+        pa.to_metric(pa.scores(th, rng, o)[1])
+        for th, rng, o in zip(thetas, rngs, offsets, strict=True)
+    ]
     observed = new.scores[["model", "benchmark", "value"]].rename(columns={"value": "observed"})
     fc = package_forecast(
         fit, names, fams, flops_l, np.stack(thetas, 1), np.stack(ys, 1), ci, observed=observed
@@ -334,8 +368,12 @@ def _blocks(n_obs: list[int], n_draws: int) -> list[slice]:
     return out + [slice(start, len(n_obs))]
 
 
-def _condition(fit, priors, cells, rngs, n_particles: int) -> tuple[np.ndarray, np.ndarray]:
-    """Capability draws ``(M * S, K)`` of a block of models and the ESS fraction per pair."""
+def _condition(
+    fit, priors, cells, rngs, n_particles: int, offsets=None, extra_logit_sd=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Capability draws ``(M * S, K)`` of a block of models and the ESS fraction per pair
+    (``offsets``: each model's family offsets (S, J) or None; ``extra_logit_sd``: (S, J) logit
+    misfit added in quadrature, or None)."""
     pa = fit.new_model_posterior
     s = pa.n_samples
     target = ConditionalTarget(
@@ -345,6 +383,8 @@ def _condition(fit, priors, cells, rngs, n_particles: int) -> tuple[np.ndarray, 
         [j for j, _ in cells],
         [y for _, y in cells],
         fit.spec.structure,
+        offsets,
+        extra_logit_sd,
     )
     # Newton start: each model's median mode over a few draws (a step or two from every draw's)
     pilot = np.linspace(0, s - 1, min(s, _PILOT_DRAWS)).astype(int)

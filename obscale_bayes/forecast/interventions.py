@@ -64,10 +64,14 @@ __all__ = [
 
 
 def _pair_scores(
-    pa: PosteriorArrays, theta: np.ndarray, iv: Intervention, rng: np.random.Generator | None
+    pa: PosteriorArrays,
+    theta: np.ndarray,
+    iv: Intervention,
+    rng: np.random.Generator | None,
+    offset: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Treated and control scores (S, ...) in metric units: expected, or fresh evaluations."""
-    p, y = pa.scores(theta, rng)
+    p, y = pa.scores(theta, rng, offset)
     v = pa.to_metric(y if rng is not None else p)
     j_t, j_c = pa.benchmark_ids.index(iv.treated), pa.benchmark_ids.index(iv.control)
     return v[..., j_t], v[..., j_c]
@@ -102,8 +106,9 @@ def _table(
     ci: float,
     rng: np.random.Generator,
     new_evaluation: bool,
+    offset: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    t, c = _pair_scores(pa, theta, iv, rng if new_evaluation else None)
+    t, c = _pair_scores(pa, theta, iv, rng if new_evaluation else None, offset)
     out = summarize_effect(t - c, ci)
     out["control"] = np.median(c, axis=0)
     out["treated"] = np.median(t, axis=0)
@@ -183,7 +188,7 @@ def effect_vs_compute(
     theta = a[:, None, :] + b[:, None, :] * x[None, :, None]  # (S, N, K)
     if residual:
         theta = theta + pa.residual_sd[:, None, :] * rng.standard_normal(theta.shape)
-    out = _table(pa, theta, iv, ci, rng, new_evaluation)
+    out = _table(pa, theta, iv, ci, rng, new_evaluation, pa.offset_of(str(family), rng))
     general = np.median(_general_score(pa, theta[..., 0], 0), axis=0)
     head = pd.DataFrame(
         {
@@ -347,9 +352,10 @@ def effect_from_scores(
     fc = forecast_from_scores(fit, new, ci=ci, seed=seed)
     theta = fc.capability.transpose("sample", "model", "factor").to_numpy()
     rng = np.random.default_rng(seed + 1)
-    out = _table(pa, theta, iv, ci, rng, new_evaluation)
     models = [str(m) for m in fc.capability["model"].values]
     fam = new.models.set_index("model")["family"]
+    offset = pa.offsets_of([fam.get(m) for m in models], rng)
+    out = _table(pa, theta, iv, ci, rng, new_evaluation, offset)
     out.insert(0, "family", [fam.get(m) for m in models])
     out.insert(0, "model", models)
     out.insert(0, "intervention", iv.name)

@@ -170,12 +170,14 @@ class _Heads:
 
 
 def _theta_draws(fit, cells: list[Cell], idx: np.ndarray, rng: np.random.Generator) -> list:
-    """Capability draws (S, K) for every cell; shared per model and per unseen family."""
+    """Capability draws (S, K) and family offsets (S, J) or None of every cell; shared per
+    model and per unseen family."""
     pa = fit.posterior
     cap = fit.idata["posterior"].dataset["capability"].stack(sample=("chain", "draw"))
     cap = cap.transpose("sample", "model", "factor")
     models = {str(m): i for i, m in enumerate(cap["model"].values)}
     cap = cap.to_numpy()[idx]
+    fam_of = fit.inputs.family_idx
     fams: dict[str, tuple] = {}
     new: dict[tuple, np.ndarray] = {}
     out = []
@@ -186,17 +188,20 @@ def _theta_draws(fit, cells: list[Cell], idx: np.ndarray, rng: np.random.Generat
                     f"cell ({c.model!r}, {c.benchmark!r}): model not in the fit; give a model "
                     "of the fit or a new model as (family, flops, benchmark)"
                 )
-            out.append(cap[:, models[c.model]])
+            m = models[c.model]
+            off = None if pa.family_offset is None else pa.family_offset[idx, fam_of[m]]
+            out.append((cap[:, m], off))
             continue
         key = (c.family, float(c.flops))
+        if c.family not in fams:
+            a, b = family_terms(pa, c.family, rng)
+            off = pa.offset_of(c.family, rng)
+            fams[c.family] = (a[idx], b[idx], None if off is None else off[idx])
+        a, b, off = fams[c.family]
         if key not in new:
-            if c.family not in fams:
-                a, b = family_terms(pa, c.family, rng)
-                fams[c.family] = (a[idx], b[idx])
-            a, b = fams[c.family]
             x = compute_axis_np(c.flops, pa.x0)
             new[key] = a + b * x + pa.residual_sd[idx] * rng.standard_normal(a.shape)
-        out.append(new[key])
+        out.append((new[key], off))
     return out
 
 
@@ -224,8 +229,10 @@ def joint_draws(
     heads = _Heads(fit, idx, rng)
     thetas = _theta_draws(fit, cells, idx, rng)
     y, p, sd, scale, offset = [], [], [], [], []
-    for c, th in zip(cells, thetas, strict=True):
+    for c, (th, off) in zip(cells, thetas, strict=True):
         lam, alpha, g, tau, nu, inv_n, rng_, lo, bounded = heads(c.benchmark)
+        if off is not None and c.benchmark in fit.posterior.benchmark_ids:
+            alpha = alpha + off[:, fit.posterior.benchmark_ids.index(c.benchmark)]
         pc = expected_score_np(th, alpha, lam, g, bounded)
         sc = noise_sd_np(pc, inv_n, tau, g, nu)
         y.append(np.clip(pc + sc * rng.standard_normal(pc.shape), 0.0, 1.0))

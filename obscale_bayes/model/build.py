@@ -11,11 +11,13 @@ Notation: models :math:`m`, benchmarks :math:`j`, families :math:`f(m)`, capabil
         \quad(\text{family efficiency partially pooled, one slope per capability}) \\
     \theta_{mk} &\sim N(a_{f(m)k} + b_{f(m)k} x_m,\ \sigma^e_k)
         \quad(\text{capabilities}) \\
-    \eta_{mj} &= \alpha_j + \lambda_j \cdot \theta_m \quad(\text{factor model}) \\
+    \eta_{mj} &= \alpha_j + \delta_{f(m)j} + \lambda_j \cdot \theta_m \quad(\text{factor model}) \\
     p_{mj} &= g_j + (1 - g_j)\,\mathrm{sigmoid}(\eta_{mj}) \quad(\text{chance floor } g_j) \\
     y_{mj} &\sim N\!\left(p_{mj},\ \sqrt{\tilde p_{mj}(1-\tilde p_{mj})/n_j + \tau_j^2}\right),
         \quad \tilde p = (n_j p + 1)/(n_j + 2)
 
+The family-by-benchmark offsets :math:`\delta_{fj} \sim N(0, \sigma^\delta_j)` (zero on the
+anchors) are there only with ``structure.family_offsets``; otherwise :math:`\delta = 0`.
 With ``structure.family_slopes`` each family has its own slope, :math:`b_{fk} \sim N(\mu^b_k,
 \sigma^b_k)` (partial pooling; the ``family_slopes`` variant).  The release-date trend
 :math:`\gamma_k t_f` (``t_f`` the family's median release date in years
@@ -182,6 +184,16 @@ def build_model(
         alpha = pm.Deterministic(
             "intercept", pt.set_subtensor(pt.zeros(n_b)[free], alpha_free), dims="benchmark"
         )
+        alpha_obs = alpha[inp.obs_bench]
+        if st["family_offsets"]:
+            # Non-centred: most families have two to five models, so each offset is weakly
+            # informed and a centred one would form a funnel with its sd.  Zero on the anchors,
+            # where a family's lead is its efficiency a_fk.
+            sd_d = pr["family_offset_sd"].to_pymc("family_offset_sd", dims="free_benchmark")
+            z_d = pm.Normal("family_offset_z", 0.0, 1.0, dims=("family", "free_benchmark"))
+            delta = pt.set_subtensor(pt.zeros((len(inp.family_ids), n_b))[:, free], sd_d * z_d)
+            delta = pm.Deterministic("family_offset", delta, dims=("family", "benchmark"))
+            alpha_obs = alpha_obs + delta[inp.family_idx[inp.obs_model], inp.obs_bench]
         # --- chance floors: fixed from metadata, or fitted where metadata leave them blank
         fitted = np.flatnonzero(np.isnan(inp.floor))
         floor = pt.as_tensor(np.nan_to_num(inp.floor, nan=0.0))
@@ -211,7 +223,7 @@ def build_model(
         ob = inp.obs_bench
         g_obs = floor[ob]
         bounded = inp.bounded[ob] if len(inp.bounded_bench) else None
-        p = expected_score_pt(theta[inp.obs_model], alpha[ob], lam[ob], g_obs, bounded)
+        p = expected_score_pt(theta[inp.obs_model], alpha_obs, lam[ob], g_obs, bounded)
         sd = noise_sd_pt(p, inp.inv_n[ob], tau[ob], g_obs, nu[ob])
         observation_pm("score", p, sd, st, observed=inp.y, dims="obs")
     return model

@@ -41,6 +41,8 @@ class PosteriorArrays:
     bounded: np.ndarray | None = None  # (J,) bool: benchmark on the bounded capability scale
     efficiency_trend: np.ndarray | None = None  # (S, K) per year (release_trend), else None
     new_family_year: float = 0.0  # release year (minus the reference) of an unseen family
+    family_offset: np.ndarray | None = None  # (S, F, J) family_offsets, else None
+    family_offset_sd: np.ndarray | None = None  # (S, J), 0 on the anchors
 
     @property
     def new_family_efficiency_mean(self) -> np.ndarray:
@@ -74,17 +76,62 @@ class PosteriorArrays:
         except ValueError:
             return None
 
+    def offset_of(self, family: str | None, rng: np.random.Generator) -> np.ndarray | None:
+        r"""Family-by-benchmark offsets :math:`\delta_{f\cdot}` (S, J) of ``family``: the fit's
+        draws for a family it has seen, draws from :math:`N(0, \sigma^\delta)` for an unseen one
+        (or None: no family); None where the spec has no offsets (no random numbers used)."""
+        if self.family_offset is None:
+            return None
+        i = self.family_index(family) if isinstance(family, str) else None
+        if i is not None:
+            return self.family_offset[:, i]
+        return self.family_offset_sd * rng.standard_normal(self.family_offset_sd.shape)
+
+    def offsets_of(self, families: list, rng: np.random.Generator) -> np.ndarray | None:
+        """:meth:`offset_of` for several models, stacked (S, M, J); one draw per unseen family,
+        shared by its models; None where the spec has no offsets."""
+        if self.family_offset is None:
+            return None
+        drawn: dict = {}
+        out = []
+        for f in families:
+            key = f if isinstance(f, str) else None
+            if key is None or key not in drawn:
+                v = self.offset_of(key, rng)
+                if key is None:
+                    out.append(v)
+                    continue
+                drawn[key] = v
+            out.append(drawn[key])
+        return np.stack(out, axis=1)
+
+    def intercepts(self, offset: np.ndarray | None, sh: tuple = (slice(None),)) -> np.ndarray:
+        """Intercepts of a model with family offsets ``offset``: (S, J) from :meth:`offset_of`,
+        indexed by ``sh``, or already (S, ..., J) from :meth:`offsets_of`."""
+        alpha = self.intercept[sh]
+        if offset is None:
+            return alpha
+        return alpha + (offset[sh] if offset.ndim == 2 else offset)
+
     def scores(
-        self, theta: np.ndarray, rng: np.random.Generator | None
+        self,
+        theta: np.ndarray,
+        rng: np.random.Generator | None,
+        offset: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Expected score p and (if ``rng``) a predictive draw y, both (S, ..., J), in [0, 1].
 
-        ``theta`` has shape (S, ..., K).
+        ``theta`` has shape (S, ..., K); ``offset`` are the family offsets, (S, J) of one
+        family (:meth:`offset_of`) or (S, ..., J) per model (:meth:`offsets_of`); None: none.
         """
         sh = (slice(None),) + (None,) * (theta.ndim - 2)
         # every benchmark at once: theta (S, ..., 1, K) against loadings (S, 1.., J, K)
         p = expected_score_np(
-            theta[..., None, :], self.intercept[sh], self.loading[sh], self.floor[sh], self.bounded
+            theta[..., None, :],
+            self.intercepts(offset, sh),
+            self.loading[sh],
+            self.floor[sh],
+            self.bounded,
         )
         if rng is None:
             return p, p
@@ -146,7 +193,22 @@ def posterior_arrays(
             arr("efficiency_trend", ("factor",)) if "efficiency_trend" in post else None
         ),
         new_family_year=float(new_family_year),
+        family_offset=(
+            arr("family_offset", ("family", "benchmark")) if "family_offset" in post else None
+        ),
+        family_offset_sd=(
+            _on_benchmarks(post, "family_offset_sd") if "family_offset" in post else None
+        ),
     )
+
+
+def _on_benchmarks(post: xr.Dataset, name: str) -> np.ndarray:
+    """(S, J) draws of a ``free_benchmark`` parameter, 0 on the other benchmarks (anchors)."""
+    v = post[name].transpose("sample", "free_benchmark")
+    out = np.zeros((post.sizes["sample"], post.sizes["benchmark"]))
+    pos = {str(b): j for j, b in enumerate(post["benchmark"].values)}
+    out[:, [pos[str(b)] for b in v["free_benchmark"].values]] = v.to_numpy()
+    return out
 
 
 def family_terms(

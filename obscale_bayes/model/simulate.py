@@ -62,6 +62,7 @@ from obscale_bayes.model.equations import (
 from obscale_bayes.model.inputs import coords_of, prepare_inputs
 from obscale_bayes.model.truth import (
     GENERIC_TREND,
+    REALISTIC_FAMILY_OFFSET_SD,
     REALISTIC_TRENDS,
     Overrides,
     benchmark_parameters,
@@ -188,9 +189,27 @@ def simulate(
     if "capability" in ov:
         theta = ov.get("capability")
 
+    # --- family-by-benchmark offsets (structure.family_offsets; no draws otherwise)
+    free = inp.free_bench
+    offset_vars: dict[str, tuple] = {}
+    alpha = v["intercept"]
+    if st["family_offsets"]:
+        sd_d = (spec.priors["family_offset_sd"].draw(rng, len(free)) if from_prior
+                else np.full(len(free), REALISTIC_FAMILY_OFFSET_SD))  # fmt: skip
+        if "family_offset_sd" in ov:
+            sd_d = ov.get("family_offset_sd")
+        z = rng.standard_normal((n_f, len(free)))
+        delta = np.zeros((n_f, len(inp.benchmark_ids)))
+        delta[:, free] = sd_d * z
+        if "family_offset" in ov:
+            delta = ov.get("family_offset")
+        alpha = v["intercept"] + delta[inp.family_idx]  # (M, J)
+        offset_vars = {"family_offset_sd": (("free_benchmark",), sd_d),
+                       "family_offset": (("family", "benchmark"), delta)}  # fmt: skip
+
     # --- scores: floored sigmoid of the factor model, sampling noise + misfit, clipped
     p_all = expected_score_np(
-        theta[:, None, :], v["intercept"], v["loading"], v["floor"], inp.bounded
+        theta[:, None, :], alpha, v["loading"], v["floor"], inp.bounded
     )  # (M, J)
     om, ob = inp.obs_model, inp.obs_bench
     p = p_all[om, ob]
@@ -220,7 +239,6 @@ def simulate(
         source=f"simulated (seed {seed}, spec '{spec.name}') from {tmpl.source}",
     )
 
-    free = inp.free_bench
     fitted = np.flatnonzero(np.isnan(inp.floor))
     fk = ("family", "factor")
     dv: dict[str, tuple] = {
@@ -243,6 +261,7 @@ def simulate(
         "x": (("model",), x),
         "expected_score": (("model", "benchmark"), p_all),
         **trend_vars,
+        **offset_vars,
     }
     if st["family_slopes"]:
         dv["slope_sd"] = (("factor",), v["slope_sd"])

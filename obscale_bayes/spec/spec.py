@@ -43,6 +43,11 @@ DEFAULT_STRUCTURE: dict[str, Any] = {
     # Family-specific slopes b_f (True) or one population slope per capability (False, the
     # default: chosen on training models only, docs/model.md "Shared or family slopes").
     "family_slopes": False,
+    # Family-by-benchmark offsets delta_fj on the linear predictor of the non-anchor benchmarks,
+    # partially pooled, delta_fj ~ N(0, sigma^delta_j): a family's consistent lead or lag on a
+    # benchmark beyond what its K capabilities imply (on an anchor that is a_fk already).
+    # True (the default): chosen on training models only (docs/model.md "Family offsets").
+    "family_offsets": True,
     # "normal" or "student_t" (heavier tails on the misfit term).
     "likelihood": "normal",
     "student_t_nu": 4.0,
@@ -97,6 +102,8 @@ DEFAULT_PRIORS: dict[str, dict[str, Any]] = {
     # Family slope in log10 compute b_f,k ~ N(mu_b_k, sigma_b_k).
     "slope_mean": {"dist": "normal", "mu": 0.5, "sigma": 1.0},
     "slope_sd": {"dist": "halfnormal", "sigma": 0.3},
+    # Spread sigma^delta_j of the family-by-benchmark offsets (structure.family_offsets), logit.
+    "family_offset_sd": {"dist": "halfnormal", "sigma": 0.3},
     # Model-level residual e_mk ~ N(0, sigma_e_k).
     "residual_sd": {"dist": "halfnormal", "sigma": 0.5},
     # Per-benchmark misfit sd on the score scale, added to the sampling noise.
@@ -161,6 +168,7 @@ class ModelSpec:
         d = json.loads(text)
         # a fit written before the key existed forecasts new models as it did then
         d.get("structure", {}).setdefault("new_model_anchor_misfit", None)
+        d.get("structure", {}).setdefault("family_offsets", False)
         return spec_from_dict(d, source=source)
 
     def with_overrides(
@@ -206,7 +214,7 @@ def _check_structure(where: str, s: dict[str, Any]) -> dict[str, Any]:
         raise SpecError(
             f"{where}: structure.likelihood must be 'normal' or 'student_t', got {s['likelihood']!r}"
         )
-    for b in ("family_slopes", "noncentered_efficiency", "release_trend"):
+    for b in ("family_slopes", "family_offsets", "noncentered_efficiency", "release_trend"):
         if not isinstance(s[b], bool):
             raise SpecError(f"{where}: structure.{b} must be true or false, got {s[b]!r}")
     for num in ("x0", "student_t_nu", "release_ref_year"):

@@ -8,7 +8,8 @@ likelihood of every observed cell and its pointwise log density.  A one-draw pos
 (chain = 1, draw = 1) holding that point is then fed to every NumPy consumer, and each must give
 the graph's expected scores (and sd, and log density where it computes them):
 
-* ``PosteriorArrays.scores`` (forecasts from compute, interventions),
+* ``PosteriorArrays.scores`` (forecasts from compute, interventions), with each model's family
+  offsets where the spec has them,
 * the conditional forecast's target (``ConditionalTarget.cell_params``),
 * posterior checks (``predictive_tree``: the cells' predictive mean / sd and log-likelihood),
 * the K-fold path (``cell_log_density``),
@@ -137,16 +138,23 @@ def test_numpy_paths_match_the_graph(table, name):
         np.testing.assert_allclose(det[v.name].values, post[v.name].values, **TOL)
 
     cap = post["capability"].values[0]  # (1, M, K)
+    pa = fit.posterior
+    if spec.structure["family_offsets"]:
+        assert np.abs(pa.family_offset).max() > 0.1  # the offsets are exercised
+    families = [inp.family_ids[f] for f in inp.family_idx]
+    rng = np.random.default_rng(0)
 
     # forecasts from compute (and interventions): PosteriorArrays.scores
-    p_all, _ = fit.posterior.scores(cap, None)
+    p_all, _ = pa.scores(cap, None, pa.offsets_of(families, rng))
     np.testing.assert_allclose(p_all[0, om, ob], ref["p"], **TOL)
 
     # fill in the blanks: the conditional forecast's target, one model at a time
     mean, cov = theta_prior(fit, None, 1.0, float("nan"))
     for m in range(len(inp.model_ids)):
         sel = om == m
-        target = ConditionalTarget(fit.posterior, mean, cov, ob[sel], inp.y[sel])
+        target = ConditionalTarget(
+            pa, mean, cov, ob[sel], inp.y[sel], offsets=pa.offset_of(families[m], rng)
+        )
         p, sd = target.cell_params(cap[:, m])
         np.testing.assert_allclose(p[0], ref["p"][sel], **TOL)
         np.testing.assert_allclose(sd[0], ref["sd"][sel], **TOL)

@@ -156,6 +156,8 @@ def test_free_rvs_of_default(default_model):
         "intercept_free",
         "floor_fitted",
         "misfit_free",
+        "family_offset_sd",
+        "family_offset_z",
     }
 
 
