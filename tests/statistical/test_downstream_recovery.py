@@ -115,9 +115,10 @@ def test_compute_only_chain_is_draw_by_draw_and_covers_a_simulated_truth():
     from obscale_bayes.model.coordinates import to_score_scale
     from obscale_bayes.testing import synthetic_table, truth_fit
 
-    data, truth = synthetic_table("default", seed=2, families=("Pythia", "OPT", "Llama-2"))
+    # (the model without family offsets, on which the bounds were sized)
+    data, truth = synthetic_table("no_offsets", seed=2, families=("Pythia", "OPT", "Llama-2"))
     names = [k for k, v in truth.data_vars.items() if 0 not in v.shape]  # no empty latent FLOPs
-    cap = truth_fit(data, truth, "default", draws=400, variables=names)
+    cap = truth_fit(data, truth, "no_offsets", draws=400, variables=names)
     pa = cap.posterior
     axes = PrincipalAxes().fit(to_score_scale(data.wide()[pa.benchmark_ids], data.benchmarks))
     module = _truth_module(axes, sigma=0.02)
