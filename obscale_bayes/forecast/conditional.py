@@ -210,8 +210,10 @@ class ConditionalTarget:
         self.nu = per_draw(pa.logit_misfit)
         if extra_logit_sd is not None and any(e is not None for e in extra_logit_sd):
             # an unseen family's offsets, marginalised: logit-scale sd added in quadrature
-            extra = np.concatenate([np.zeros_like(pa.logit_misfit[:, j]) if e is None
-                                    else e[:, j] for e, j in zip(extra_logit_sd, idx, strict=True)])  # fmt: skip
+            zero = np.zeros_like(pa.logit_misfit)
+            extra = np.concatenate(
+                [(zero if e is None else e)[:, j] for e, j in zip(extra_logit_sd, idx, strict=True)]
+            )
             self.nu = np.sqrt(self.nu**2 + extra**2)
         self.y, self.inv_n, self.w = per_model(y), per_model(pa.inv_n[idx]), per_model(w)
         bnd = None if pa.bounded is None else pa.bounded[idx] & (w > 0)

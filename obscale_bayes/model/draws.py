@@ -92,17 +92,15 @@ class PosteriorArrays:
         shared by its models; None where the spec has no offsets."""
         if self.family_offset is None:
             return None
-        drawn: dict = {}
+        drawn: dict[str, np.ndarray] = {}
         out = []
         for f in families:
-            key = f if isinstance(f, str) else None
-            if key is None or key not in drawn:
-                v = self.offset_of(key, rng)
-                if key is None:
-                    out.append(v)
-                    continue
-                drawn[key] = v
-            out.append(drawn[key])
+            if not isinstance(f, str):  # no family: a draw of its own
+                out.append(self.offset_of(None, rng))
+                continue
+            if f not in drawn:
+                drawn[f] = self.offset_of(f, rng)
+            out.append(drawn[f])
         return np.stack(out, axis=1)
 
     def intercepts(self, offset: np.ndarray | None, sh: tuple = (slice(None),)) -> np.ndarray:
