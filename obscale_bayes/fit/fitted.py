@@ -349,6 +349,16 @@ class CapabilityModel:
         st = self.spec.structure
         return self.posterior.with_anchor_misfit(self.spec.anchors, st["new_model_anchor_misfit"])
 
+    @cached_property
+    def compute_posterior(self) -> PosteriorArrays:
+        """:attr:`new_model_posterior` for forecasts from compute only: the anchors' misfit is the
+        spec's ``compute_anchor_misfit`` where it has one (no score is conditioned on, so it is
+        only the anchor cells' predictive noise)."""
+        value = self.spec.structure["compute_anchor_misfit"]
+        if value is None:
+            return self.new_model_posterior
+        return self.posterior.with_anchor_misfit(self.spec.anchors, value)
+
     @property
     def family_ids(self) -> list[str]:
         return self.inputs.family_ids

@@ -52,7 +52,8 @@ def forecast_compute(
     """Forecast every benchmark for (family, training FLOPs) targets.
 
     Each target is a new model: its capability residual, benchmark noise and misfit are drawn
-    (the anchors' misfit is the spec's ``new_model_anchor_misfit``).
+    (the anchors' misfit is the spec's ``compute_anchor_misfit``, by default
+    ``new_model_anchor_misfit``).
 
     Parameters
     ----------
@@ -72,7 +73,7 @@ def forecast_compute(
     if not targets:
         raise UsageError("targets: give at least one (family, flops) target")
     rng = np.random.default_rng(seed)
-    pa = fit.new_model_posterior  # a forecast is of a model the fit has not seen
+    pa = fit.compute_posterior  # a model the fit has not seen, forecast from compute only
     names, fams, flops_l, ths, ys = [], [], [], [], []
     for fam, flops in targets:
         fam = str(fam).strip()

@@ -95,7 +95,7 @@ def target_draws_compute(
         targets = [targets]
     if not targets:
         raise UsageError("targets: give at least one (family, flops) target")
-    pa = capability.new_model_posterior
+    pa = capability.compute_posterior  # the compute path: no score is given
     cols = module.axes.columns_
     missing = [c for c in cols if c not in pa.benchmark_ids]
     if missing:

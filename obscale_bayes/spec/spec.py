@@ -63,6 +63,10 @@ DEFAULT_STRUCTURE: dict[str, Any] = {
     # says how far its anchor score may stray from the capability its other scores imply.
     # 0.08: chosen on training models only (docs/model.md "The anchors of new models").
     "new_model_anchor_misfit": 0.08,
+    # The anchors' misfit of a new model forecast from compute only (family + FLOPs, no score
+    # given); None: new_model_anchor_misfit.  With no score to condition on, it is only the
+    # predictive noise of the anchor cells (docs/model.md "The anchors of compute forecasts").
+    "compute_anchor_misfit": None,
     # Item count assumed for the sampling-noise term where the metadata do not give one.
     "default_n_items": 1000,
     # Centre of the compute axis: x = log10(FLOPs / 1e21) - x0.
@@ -242,6 +246,12 @@ def _check_structure(where: str, s: dict[str, Any]) -> dict[str, Any]:
             raise SpecError(f"{where}: structure.new_model_anchor_misfit must be a number in "
                             f"[0, 0.5) (or left out: anchor_misfit), got {nm!r}")  # fmt: skip
         s["new_model_anchor_misfit"] = float(nm)
+    cm = s["compute_anchor_misfit"]
+    if cm is not None:
+        if isinstance(cm, bool) or not isinstance(cm, int | float) or not 0 <= cm < 0.5:
+            raise SpecError(f"{where}: structure.compute_anchor_misfit must be a number in "
+                            f"[0, 0.5) (or left out: new_model_anchor_misfit), got {cm!r}")  # fmt: skip
+        s["compute_anchor_misfit"] = float(cm)
     n = s["default_n_items"]
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise SpecError(f"{where}: structure.default_n_items must be a positive integer, got {n!r}")
