@@ -285,7 +285,7 @@ def _fit_or_reuse(data, spec, out: Path, seed: int, what: str):
             log.info(
                 "%s is out of date (data, spec, seed or package version changed); refitting", out
             )
-    log.info("fitting %s; the fit will be saved to %s (about 1-3 minutes)", what, out)
+    log.info("fitting %s; the fit will be saved to %s (about 3-8 minutes on 2 cores)", what, out)
     with ctrl_c_stops():  # no partial draws saved as a fit on Ctrl-C
         fit = CapabilityModel.fit(data, spec, seed=seed, progress=True, retry=True)
     fit.save(out)

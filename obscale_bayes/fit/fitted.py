@@ -371,15 +371,8 @@ class CapabilityModel:
         """ArviZ summary of the main parameters."""
         import arviz as az
 
-        names = var_names or [
-            "loading",
-            "intercept",
-            "misfit",
-            "floor",
-            "efficiency_mean",
-            "slope_mean",
-            "residual_sd",
-        ]
+        names = var_names or ["loading", "intercept", "misfit", "floor", "efficiency_mean",
+                              "slope_mean", "residual_sd"]  # fmt: skip
         return az.summary(
             self.idata, var_names=[n for n in names if n in self.idata["posterior"].dataset]
         )

@@ -228,11 +228,12 @@ def joint_draws(
         idx = np.linspace(0, n_s - 1, int(max_draws)).round().astype(int)
     heads = _Heads(fit, idx, rng)
     thetas = _theta_draws(fit, cells, idx, rng)
+    col = {b: j for j, b in enumerate(fit.posterior.benchmark_ids)}
     y, p, sd, scale, offset = [], [], [], [], []
     for c, (th, off) in zip(cells, thetas, strict=True):
         lam, alpha, g, tau, nu, inv_n, rng_, lo, bounded = heads(c.benchmark)
-        if off is not None and c.benchmark in fit.posterior.benchmark_ids:
-            alpha = alpha + off[:, fit.posterior.benchmark_ids.index(c.benchmark)]
+        if off is not None and c.benchmark in col:
+            alpha = alpha + off[:, col[c.benchmark]]
         pc = expected_score_np(th, alpha, lam, g, bounded)
         sc = noise_sd_np(pc, inv_n, tau, g, nu)
         y.append(np.clip(pc + sc * rng.standard_normal(pc.shape), 0.0, 1.0))

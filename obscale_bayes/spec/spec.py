@@ -65,8 +65,10 @@ DEFAULT_STRUCTURE: dict[str, Any] = {
     "new_model_anchor_misfit": 0.08,
     # The anchors' misfit of a new model forecast from compute only (family + FLOPs, no score
     # given); None: new_model_anchor_misfit.  With no score to condition on, it is only the
-    # predictive noise of the anchor cells (docs/model.md "The anchors of compute forecasts").
-    "compute_anchor_misfit": None,
+    # predictive noise of the anchor cells, on top of the capability residual the fit
+    # estimates.  0.015 (the fit's own anchor_misfit): chosen on training models only
+    # (studies/compute_anchors.py; docs/model.md "The anchors of compute forecasts").
+    "compute_anchor_misfit": 0.015,
     # Item count assumed for the sampling-noise term where the metadata do not give one.
     "default_n_items": 1000,
     # Centre of the compute axis: x = log10(FLOPs / 1e21) - x0.
@@ -173,6 +175,7 @@ class ModelSpec:
         # a fit written before the key existed forecasts new models as it did then
         d.get("structure", {}).setdefault("new_model_anchor_misfit", None)
         d.get("structure", {}).setdefault("family_offsets", False)
+        d.get("structure", {}).setdefault("compute_anchor_misfit", None)
         return spec_from_dict(d, source=source)
 
     def with_overrides(
