@@ -210,6 +210,17 @@ def decide_k1(rows: list[dict], seeds: list[int]) -> tuple[str, str]:
     return (cand if lower and crps and cov else base), text
 
 
+def print_grid(rows: list[dict]) -> None:
+    """One line per (value, protocol, seed) of a grid of anchor misfits."""
+    heads = ["MAE pp", "CRPS", "cov50", "cov90", "width90", "cells"]
+    print(f"{'value':>6} {'protocol':>15} {'seed':>4} " + " ".join(f"{h:>8}" for h in heads))
+    for r in rows:
+        print(f"{r['value']:6.3f} {r['protocol']:>15} {r['seed']:4d} {r['mae'] * 100:8.2f} "
+              f"{r['crps']:8.5f} {r['coverage50']:8.2f} {r['coverage90']:8.2f} "
+              f"{r['width90']:8.3f} {int(r['n']):8d}  R-hat {r['max_rhat']:.3f}, ESS "
+              f"{r['min_ess_bulk']:.0f}, {r['divergences']} div")  # fmt: skip
+
+
 def _row(r: dict) -> str:
     return (f"{r['mae'] * 100:8.2f} {r['mse'] * 1e3:8.2f} {r['coverage50']:8.2f} "
             f"{r['coverage90']:8.2f} {r['width90']:8.3f} {int(r['n']):6d}")  # fmt: skip
@@ -276,13 +287,7 @@ def main(argv: list[str] | None = None) -> int:
           + f"{int(c.train.sum())} train, {int(c.test.sum())} test", flush=True)  # fmt: skip
     if a.question == "new_anchor":
         rows = new_anchor_rows(cases, a.seeds, a.draws, a.tune, a.chains)
-        heads = ["MAE pp", "CRPS", "cov50", "cov90", "width90", "cells"]
-        print(f"{'value':>6} {'protocol':>15} {'seed':>4} " + " ".join(f"{h:>8}" for h in heads))
-        for r in rows:
-            print(f"{r['value']:6.3f} {r['protocol']:>15} {r['seed']:4d} {r['mae'] * 100:8.2f} "
-                  f"{r['crps']:8.5f} {r['coverage50']:8.2f} {r['coverage90']:8.2f} "
-                  f"{r['width90']:8.3f} {int(r['n']):8d}  R-hat {r['max_rhat']:.3f}, ESS "
-                  f"{r['min_ess_bulk']:.0f}, {r['divergences']} div")  # fmt: skip
+        print_grid(rows)
         verdict, reason = decide_new_anchor(rows)
         print(f"\nrule (module docstring) -> new_model_anchor_misfit = {verdict:g}: {reason}")
         write_json(a.out, {"settings": vars(a) | {"out": str(a.out)}, "rows": rows,

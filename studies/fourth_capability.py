@@ -132,13 +132,19 @@ def main(argv: list[str] | None = None) -> int:
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--resume", default=str(ROOT / "runs" / "jobs"))
     g.add_argument("--no-resume", action="store_true")
+    ap.add_argument("--specs", nargs="+", help="candidates to run beside the default (all)")
+    ap.add_argument("--out", type=Path, help="result file (studies/results/...stageN.json)")
+    ap.add_argument("--stage1", type=Path, default=RESULTS / "fourth_capability_stage1.json",
+                    help="stage 2: the stage-1 result it reads")  # fmt: skip
     a = ap.parse_args(argv)
-    out = RESULTS / f"fourth_capability_stage{a.stage}.json"
+    out = a.out or RESULTS / f"fourth_capability_stage{a.stage}.json"
     specs = candidates()
-    names = list(specs)
+    names = ["default", *(a.specs or [n for n in specs if n != "default"])]
+    if unknown := set(names) - set(specs):
+        ap.error(f"unknown candidates {sorted(unknown)}; choose from {list(specs)}")
     stage1 = None
     if a.stage == 2:
-        stage1 = json.loads((RESULTS / "fourth_capability_stage1.json").read_text())
+        stage1 = json.loads(a.stage1.read_text())
         names = ["default", *stage1["passed"]]
         if len(names) == 1:
             print("no candidate passed stage 1: the default stays")
@@ -179,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         verdict, reason = decide_stage2(pooled, a.seeds, stage1["rows"])
         print(f"\nstage 2 (module docstring) -> {verdict}: {reason}")
         result = {"verdict": verdict}
-    write_json(out, {"settings": vars(a), "rows": rows, "reason": reason} | result)
+    settings = vars(a) | {"out": str(out), "stage1": str(a.stage1)}
+    write_json(out, {"settings": settings, "rows": rows, "reason": reason} | result)
     print(f"written {out}")
     return 0
 

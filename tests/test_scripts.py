@@ -129,6 +129,36 @@ def test_compute_extrapolation_study_runs(tmp_path):
 
 
 @pytest.mark.slow
+def test_fourth_capability_study_runs(tmp_path):
+    out = tmp_path / "stage1.json"
+    _run("studies/fourth_capability.py", "--stage", "1", *TINY, "--seeds", "0",
+         "--specs", "k4", "--no-resume", "--out", str(out))  # fmt: skip
+    res = json.loads(out.read_text())
+    assert set(res["passed"]) <= {"k4"} and "k4:" in res["reason"]
+    bayes = [r for r in res["rows"] if r["method"] == "bayes" and not r.get("per_benchmark")]
+    assert {(r["spec"], r["protocol"]) for r in bayes} == {
+        (s, p) for s in ("default", "k4") for p in ("compute_cutoff", "fill_half")
+    }
+    text = _run("studies/fourth_capability.py", "--stage", "2", *TINY, "--seeds", "0",
+                "--stage1", str(out), "--out", str(tmp_path / "stage2.json"))  # fmt: skip
+    if not res["passed"]:  # no passer: stage 2 says so and fits nothing
+        assert "no candidate passed stage 1" in text
+
+
+@pytest.mark.slow
+def test_compute_anchors_study_runs(tmp_path):
+    out = tmp_path / "compute_anchors.json"
+    _run("studies/compute_anchors.py", *TINY, "--seeds", "0", "--protocols", "compute_cutoff",
+         "--out", str(out))  # fmt: skip
+    res = json.loads(out.read_text())
+    assert res["verdict"] in (None, 0.015, 0.03, 0.05, 0.08)
+    assert len(res["rows"]) == 4 and all(r["n"] == 195 for r in res["rows"])
+    # the grid changes the anchors' bands only: a tighter value, narrower bands
+    width = {r["value"]: r["width90"] for r in res["rows"]}
+    assert width[0.015] < width[0.08]
+
+
+@pytest.mark.slow
 def test_advi_vs_nuts_benchmark_runs(tmp_path):
     out = tmp_path / "advi_vs_nuts.json"
     _run("benchmarks/advi_vs_nuts.py", "--draws", "20", "--tune", "20", "--chains", "1",

@@ -135,9 +135,16 @@ def cmd_fit(args: argparse.Namespace) -> int:
         log.info("an approximate fit (%s): fine for exploring a big table; refit with NUTS "
                  "for numbers to report", fit.inference.upper())  # fmt: skip
     if not fit.diagnostics.passed and not fit.diagnostics.approximate:
+        per_family = len(data.models) / max(data.models["family"].nunique(), 1)
+        hint = ""
+        if spec.structure["family_offsets"] and per_family < 3:
+            # small families: the offsets are what the OLL v2 fits missed on (performance.md)
+            hint = (f"; its families have {per_family:.1f} models on average: "
+                    "--spec no_offsets (no family-by-benchmark offsets) often passes there")  # fmt: skip
         log.info(
             "the convergence gate failed: do not trust these draws yet; run longer "
-            "(--draws/--tune) or change the spec"
+            "(--draws/--tune) or change the spec%s",
+            hint,
         )
     return 0
 

@@ -334,13 +334,17 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     _quickstart_part(fit, out, plot, args.seed)
     if not args.v2:
         return 0
-    # The newer benchmarks: a second fit, on the shipped Open LLM Leaderboard v2 table, with the
-    # default spec's anchors chosen for that table (it has neither MMLU nor HumanEval).
+    # The newer benchmarks: a second fit, on the shipped Open LLM Leaderboard v2 table, with
+    # anchors chosen for that table (it has neither MMLU nor HumanEval).  Its families have 2.2
+    # models on average: there the default's family-by-benchmark offsets fail the convergence
+    # gate (0 of 3 seeds at the first run, 2 of 3 after the retry) and the model without them
+    # passes (3 of 3 at the first run); chosen on those diagnostics alone, docs/performance.md.
     print()
     print("The Open LLM Leaderboard v2 benchmarks (shipped table, base models)", flush=True)
     data2 = load_shipped("leaderboard_v2")
-    log.info("data: %s", describe_data(data2))
-    spec2 = table_anchors(spec, data2)
-    fit2 = _fit_or_reuse(data2, spec2, v2_out, args.seed, "the default model on OLL v2")
+    spec2 = table_anchors(load_spec("no_offsets"), data2)
+    log.info("data: %s; spec: '%s' (the default without family offsets: its families are small)",
+             describe_data(data2), spec2.name)  # fmt: skip
+    fit2 = _fit_or_reuse(data2, spec2, v2_out, args.seed, "the no_offsets model on OLL v2")
     _quickstart_part(fit2, v2_out, v2_plot, args.seed)
     return 0

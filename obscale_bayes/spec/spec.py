@@ -243,18 +243,16 @@ def _check_structure(where: str, s: dict[str, Any]) -> dict[str, Any]:
             f"{where}: structure.anchor_misfit must be a number in [0, 0.5), got {am!r}"
         )
     s["anchor_misfit"] = float(am)
-    nm = s["new_model_anchor_misfit"]
-    if nm is not None:
-        if isinstance(nm, bool) or not isinstance(nm, int | float) or not 0 <= nm < 0.5:
-            raise SpecError(f"{where}: structure.new_model_anchor_misfit must be a number in "
-                            f"[0, 0.5) (or left out: anchor_misfit), got {nm!r}")  # fmt: skip
-        s["new_model_anchor_misfit"] = float(nm)
-    cm = s["compute_anchor_misfit"]
-    if cm is not None:
-        if isinstance(cm, bool) or not isinstance(cm, int | float) or not 0 <= cm < 0.5:
-            raise SpecError(f"{where}: structure.compute_anchor_misfit must be a number in "
-                            f"[0, 0.5) (or left out: new_model_anchor_misfit), got {cm!r}")  # fmt: skip
-        s["compute_anchor_misfit"] = float(cm)
+    # optional anchor misfits of new models: left out (None), they fall back to the next one
+    for key, fallback in (("new_model_anchor_misfit", "anchor_misfit"),
+                          ("compute_anchor_misfit", "new_model_anchor_misfit")):  # fmt: skip
+        v = s[key]
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < 0.5:
+            raise SpecError(f"{where}: structure.{key} must be a number in [0, 0.5) "
+                            f"(or left out: {fallback}), got {v!r}")  # fmt: skip
+        s[key] = float(v)
     n = s["default_n_items"]
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise SpecError(f"{where}: structure.default_n_items must be a positive integer, got {n!r}")

@@ -266,14 +266,15 @@ def test_quickstart_reuses_a_current_fit(tmp_path):
     short = {"draws": 100, "tune": 150, "chains": 2, "seed": 0, "progress": False}
     CapabilityModel.fit(load_shipped(), **short).save(out)
     d2 = load_shipped("leaderboard_v2")
-    CapabilityModel.fit(d2, table_anchors(load_spec("default"), d2), **short).save(v2)
+    CapabilityModel.fit(d2, table_anchors(load_spec("no_offsets"), d2), **short).save(v2)
     argv = ["quickstart", "--out", out, "--plot", png, "--v2-out", v2, "--v2-plot", v2png]
     rc, stdout, stderr = run(argv)
     assert rc == 0, stderr
     assert stderr.count("reusing") == 2
-    # the second fit: the OLL v2 benchmarks, anchors chosen for that table
+    # the second fit: the OLL v2 benchmarks, no family offsets, anchors chosen for that table
     _, v2_part = stdout.split("The Open LLM Leaderboard v2 benchmarks")
-    assert "anchors mmlu_pro, ifeval, math_lvl5" in v2_part
+    assert "spec 'no_offsets'" in v2_part and "anchors mmlu_pro, ifeval, math_lvl5" in v2_part
+    assert "spec: 'no_offsets' (the default without family offsets" in stderr
     assert "Llama-2 at 8.4e+24 FLOPs: known family, 3 models" in v2_part
     for label in ("MMLU-Pro", "GPQA", "MATH Lvl 5", "BBH", "IFEval", "MuSR"):
         assert f"  {label} " in v2_part
@@ -292,3 +293,24 @@ def test_quickstart_refuses_one_file_for_both_fits(tmp_path):
     rc, _, stderr = run(["quickstart", "--out", out, "--v2-out", out])
     assert rc == 2 and stderr.strip().endswith("give the two fits two files")
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_failed_gate_on_small_families_names_the_variant_without_offsets(work):
+    """Families of two models and the family offsets on: the failed gate's hint says
+    ``--spec no_offsets``; with families of four (the module's table) it does not."""
+    t = synthetic_table()
+    t["family"] = [f"{f}{i // 2}" for f, i in zip(t["family"], range(len(t)), strict=True)]
+    t.to_csv(work / "small_families.csv", index=False)
+    (work / "offsets.toml").write_text(SPEC + "family_offsets = true\n", encoding="utf-8")
+    hint = "families have 2.0 models on average: --spec no_offsets"
+    for table, hinted in (("small_families.csv", True), ("table.csv", False)):
+        out = work / "fits" / f"offsets_{table}.nc"
+        rc, _, stderr = run(
+            ["fit", "--spec", work / "offsets.toml", "--data", work / table, "--out", out]
+            + ["--draws", 30, "--tune", 30, "--chains", 2, "--seed", 1]
+        )
+        assert rc == 0, stderr
+        assert "convergence gate failed" in stderr  # 2 x 30 draws cannot reach bulk ESS 400
+        assert (hint in stderr) is hinted, table
+        assert ("--spec no_offsets" in stderr) is hinted, table
