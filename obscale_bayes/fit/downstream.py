@@ -26,7 +26,14 @@ import pandas as pd
 from obscale_bayes.errors import UsageError
 from obscale_bayes.fit.diagnostics import Diagnostics
 from obscale_bayes.fit.downstream_sample import TargetFit, fit_target
-from obscale_bayes.fit.downstream_select import FOLD_DRAWS, N_FOLDS, blocked_folds, kfold_lpd, stack
+from obscale_bayes.fit.downstream_select import (
+    FOLD_DRAWS,
+    N_FOLDS,
+    blocked_folds,
+    kfold_predictive,
+    stack,
+    stack_crps,
+)
 from obscale_bayes.model.coordinates import N_AXES, PrincipalAxes, to_score_scale
 from obscale_bayes.model.downstream import NOISE_MODELS, RIDGE_SCALES, TargetPriors, check_choice
 from obscale_bayes.progress import get_logger
@@ -37,6 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from obscale_bayes.spec.spec import ModelSpec
 
 __all__ = [
+    "SCORES",
     "TargetFit",
     "TargetModule",
     "fit_cut",
@@ -46,6 +54,10 @@ __all__ = [
 ]
 
 log = get_logger(__name__)
+
+#: Scores of the selection rule's stacking (:mod:`~obscale_bayes.fit.downstream_select`):
+#: blocked K-fold log predictive density, or CRPS of the stacked mixture.
+SCORES = ("lpd", "crps")
 
 
 @dataclass
@@ -122,6 +134,7 @@ def fit_target_module(
     n_axes: int = N_AXES,
     n_folds: int = N_FOLDS,
     priors: TargetPriors | None = None,
+    score: str = "lpd",
     **sample_kw,
 ) -> TargetModule:
     """Fit the coordinates and the target module on training models, by the rule of
@@ -144,6 +157,9 @@ def fit_target_module(
         Coordinates kept (default 3, fixed in advance).
     n_folds : int
         Blocks of the K-fold step.
+    score : {"lpd", "crps"}
+        What the stacking weighs the same fold fits by (:data:`SCORES`): the log predictive
+        density, or the CRPS of the mixture.
     **sample_kw
         ``draws, tune, chains, seed, target_accept, cores`` of :func:`fit_target`.
     """
@@ -156,6 +172,8 @@ def fit_target_module(
         raise UsageError("noise: give at least one noise model and one ridge scale")
     for n in noises:
         check_choice(link, n)
+    if score not in SCORES:
+        raise UsageError(f"score: unknown stacking score {score!r}; use one of {', '.join(SCORES)}")
     axes = PrincipalAxes(n_axes).fit(scores)
     z = axes.transform(scores)
     cands = {candidate_name(n, r): (n, float(r)) for n in noises for r in ridges}
@@ -168,18 +186,22 @@ def fit_target_module(
         fold_kw["draws"] = min(int(sample_kw.get("draws", 1000)), FOLD_DRAWS)
         fold_kw["tune"] = min(int(sample_kw.get("tune", 1000)), FOLD_DRAWS)
         folds = blocked_folds(z[:, 0], n_folds)
-        lpd = pd.DataFrame({
-            c: kfold_lpd(lambda zt, yt, n=n, r=r: fit_target(
-                zt, yt, link, n, priors=priors, weight_sd=r, retry=False, **fold_kw), z, y, folds)
+        seed = int(sample_kw.get("seed", 0))
+        pred = {
+            c: kfold_predictive(lambda zt, yt, n=n, r=r: fit_target(
+                zt, yt, link, n, priors=priors, weight_sd=r, retry=False, **fold_kw),
+                z, y, folds, seed)
             for c, (n, r) in cands.items()
-        })  # fmt: skip
+        }  # fmt: skip
+        lpd = pd.DataFrame({c: lp for c, (lp, _) in pred.items()})
+        draws = {c: d for c, (_, d) in pred.items()}
         table["elpd_kfold"] = lpd.sum(axis=0)
-        table["weight"] = stack(lpd)
+        table["weight"] = stack(lpd) if score == "lpd" else stack_crps(draws, y)
     kept = table.index[table["weight"] > 0]
     fits = {c: fit_target(z, y, link, cands[c][0], priors=priors, weight_sd=cands[c][1],
                           **sample_kw) for c in kept}  # fmt: skip
     weights = {c: float(table.loc[c, "weight"]) for c in kept}
-    log.info("target module (%s): K-fold stacking weights %s", link,
+    log.info("target module (%s): K-fold stacking (%s) weights %s", link, score,
              {c: round(w, 2) for c, w in weights.items()})  # fmt: skip
     return TargetModule(axes, link, fits, weights, table, z)
 

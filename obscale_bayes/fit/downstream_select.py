@@ -26,6 +26,17 @@ to every target (a user's and every backtest analysis):
    refitted on all training models (those fits face the convergence gate) and the forecast is
    their mixture, draw by draw.
 
+**The score** (``score`` of :func:`~obscale_bayes.fit.downstream.fit_target_module`): ``"lpd"``
+is the log-density stacking above; ``"crps"`` scores the same fold fits by the CRPS of the
+stacked mixture instead, :math:`\hat w = \arg\min_{w \in \Delta} \sum_i \mathrm{CRPS}(\sum_c
+w_c F_{ic}, y_i)`, with the candidates' clipped predictive draws
+(:func:`stack_crps`).  In the energy form
+:math:`\mathrm{CRPS}(F, y) = E|X - y| - \tfrac12 E|X - X'|` the mixture's CRPS is
+:math:`\sum_c w_c A_{ic} - \tfrac12 \sum_{c,d} w_c w_d B_{icd}` with
+:math:`A_{ic} = E|X_c - y_i|` and :math:`B_{icd} = E|X_c - X_d|` (independent draws), convex in
+:math:`w` (:math:`|x - x'|` is a negative-definite kernel).  Which score is the default, and
+why, is studies/target_rule.py's question (docs/backtests.md).
+
 Fold fits use at most :data:`FOLD_DRAWS` draws and warm-up per chain and no retry: they only
 estimate a density, and they are many (nine candidates times :data:`N_FOLDS`).  The coordinates
 of the folds are the training coordinates (the axes see every training model's *inputs*, never a
@@ -41,7 +52,16 @@ from scipy.special import logsumexp
 
 from obscale_bayes.errors import UsageError
 
-__all__ = ["FOLD_DRAWS", "MIN_WEIGHT", "N_FOLDS", "blocked_folds", "kfold_lpd", "stack"]
+__all__ = [
+    "FOLD_DRAWS",
+    "MIN_WEIGHT",
+    "N_FOLDS",
+    "blocked_folds",
+    "kfold_lpd",
+    "kfold_predictive",
+    "stack",
+    "stack_crps",
+]
 
 #: Folds of the rule.
 N_FOLDS = 5
@@ -63,18 +83,43 @@ def blocked_folds(z1: np.ndarray, n_folds: int = N_FOLDS) -> np.ndarray:
     return fold
 
 
-def kfold_lpd(fit_fn, z: np.ndarray, y: np.ndarray, folds: np.ndarray) -> np.ndarray:
-    """Exact K-fold pointwise log predictive density ``(n,)`` of one candidate.
+def kfold_predictive(
+    fit_fn, z: np.ndarray, y: np.ndarray, folds: np.ndarray, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact K-fold pointwise log predictive density ``(n,)`` of one candidate, and its
+    predictive draws ``(S, n)`` of each model from the fit that did not see it (clipped to
+    [0, 1]: the law :meth:`~obscale_bayes.fit.downstream_sample.TargetFit.log_score` scores).
 
-    ``fit_fn(z_train, y_train)`` returns a fitted :class:`~obscale_bayes.fit.downstream_sample.TargetFit`.
+    ``fit_fn(z_train, y_train)`` returns a fitted :class:`~obscale_bayes.fit.downstream_sample.TargetFit`;
+    every fold's fit must have the same number of draws S (fold fits have no retry).
     """
-    out = np.empty(len(y))
+    rng = np.random.default_rng(seed)
+    lpd, draws = np.empty(len(y)), None
     for f in np.unique(folds):
         test = folds == f
         fit = fit_fn(z[~test], y[~test])
         ls = fit.log_score(z[test], y[test])
-        out[test] = logsumexp(ls, axis=0) - np.log(ls.shape[0])
-    return out
+        lpd[test] = logsumexp(ls, axis=0) - np.log(ls.shape[0])
+        p = fit.expected(z[test])
+        if draws is None:
+            draws = np.empty((p.shape[0], len(y)))
+        draws[:, test] = np.clip(p + fit.sd(p) * rng.standard_normal(p.shape), 0.0, 1.0)
+    return lpd, draws
+
+
+def kfold_lpd(fit_fn, z: np.ndarray, y: np.ndarray, folds: np.ndarray) -> np.ndarray:
+    """Exact K-fold pointwise log predictive density ``(n,)`` of one candidate
+    (:func:`kfold_predictive` without its draws)."""
+    return kfold_predictive(fit_fn, z, y, folds)[0]
+
+
+def _simplex_argmin(loss, k: int) -> np.ndarray:
+    """Weights on the simplex minimising ``loss(log_weights)`` (softmax parametrisation,
+    L-BFGS), those under :data:`MIN_WEIGHT` set to 0 and the rest renormalised."""
+    res = optimize.minimize(lambda u: loss(u - logsumexp(u)), np.zeros(k), method="L-BFGS-B")
+    w = np.exp(res.x - logsumexp(res.x))
+    w[w < MIN_WEIGHT] = 0.0
+    return w / w.sum()
 
 
 def stack(lpd: pd.DataFrame) -> pd.Series:
@@ -90,12 +135,49 @@ def stack(lpd: pd.DataFrame) -> pd.Series:
     if a.shape[1] == 1:
         return pd.Series([1.0], index=lpd.columns)
     a = a - a.max(axis=1, keepdims=True)  # the row shift does not change the argmax
+    w = _simplex_argmin(lambda logw: -np.sum(logsumexp(a + logw[None, :], axis=1)), a.shape[1])
+    return pd.Series(w, index=lpd.columns)
 
-    def loss(u):
-        logw = u - logsumexp(u)
-        return -np.sum(logsumexp(a + logw[None, :], axis=1))
 
-    res = optimize.minimize(loss, np.zeros(a.shape[1]), method="L-BFGS-B")
-    w = np.exp(res.x - logsumexp(res.x))
-    w[w < MIN_WEIGHT] = 0.0
-    return pd.Series(w / w.sum(), index=lpd.columns)
+def _mean_abs_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``E|X - Y|`` per column for independent X, Y with draws ``a`` (S1, n) and ``b`` (S2, n):
+    the mean over all S1 x S2 pairs, exactly (one sort and a cumulative sum per column)."""
+    out = np.empty(a.shape[1])
+    for j in range(a.shape[1]):
+        bs = np.sort(b[:, j])
+        cum = np.concatenate([[0.0], np.cumsum(bs)])
+        below = np.searchsorted(bs, a[:, j])  # draws of b under each draw of a
+        x = a[:, j]
+        total = (x * below - cum[below]) + (cum[-1] - cum[below]) - x * (len(bs) - below)
+        out[j] = total.mean() / len(bs)
+    return out
+
+
+def stack_crps(draws: dict[str, np.ndarray], y: np.ndarray) -> pd.Series:
+    r"""Weights of the candidates (keys of ``draws``) minimising the summed CRPS of their mixture.
+
+    ``draws[c]`` is candidate ``c``'s predictive draws ``(S, n)`` of the n models ``y``.  The
+    mixture's CRPS is :math:`\sum_c w_c A_{ic} - \tfrac12 \sum_{c,d} w_c w_d B_{icd}` (module
+    docstring), with :math:`A` and :math:`B` computed exactly from the draws; weights under
+    :data:`MIN_WEIGHT` are set to 0 and the rest renormalised.
+    """
+    names = list(draws)
+    y = np.asarray(y, dtype=float)
+    if not names or any(np.shape(draws[c])[1:] != y.shape or not np.isfinite(draws[c]).all()
+                        for c in names):  # fmt: skip
+        raise UsageError(f"draws: expected finite (S, {len(y)}) draws per candidate")
+    if len(names) == 1:
+        return pd.Series([1.0], index=names)
+    k = len(names)
+    a = np.stack([np.mean(np.abs(draws[c] - y[None, :]), axis=0) for c in names])  # (k, n)
+    b = np.empty((k, k, len(y)))
+    for i in range(k):
+        for j in range(i, k):
+            b[i, j] = b[j, i] = _mean_abs_diff(draws[names[i]], draws[names[j]])
+    a_sum, b_sum = a.sum(axis=1), b.sum(axis=2)  # the loss is linear in the cells
+
+    def loss(logw):
+        w = np.exp(logw)
+        return w @ a_sum - 0.5 * w @ b_sum @ w
+
+    return pd.Series(_simplex_argmin(loss, k), index=names)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from obscale_bayes.errors import DataError, UsageError
-from obscale_bayes.fit.downstream_select import blocked_folds, stack
+from obscale_bayes.fit.downstream_select import _mean_abs_diff, blocked_folds, stack, stack_crps
 from obscale_bayes.model.coordinates import PCAImputer, PrincipalAxes, to_score_scale
 from obscale_bayes.model.downstream import build_target_model, free_names, observed_target
 
@@ -131,6 +131,47 @@ def test_stacking_weights_known_answers():
     grid = np.linspace(0, 1, 100001)
     best = grid[np.argmax([np.log(g * ea + (1 - g) * eb).sum() for g in grid])]
     assert abs(stack(lpd)["a"] - best) < 1e-3
+
+
+def test_mean_abs_diff_is_the_mean_over_all_pairs():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(300, 4)), rng.normal(1.0, 2.0, size=(200, 4))
+    brute = np.abs(a[:, None, :] - b[None, :, :]).mean(axis=(0, 1))
+    np.testing.assert_allclose(_mean_abs_diff(a, b), brute)
+
+
+def test_crps_stacking_weights_known_answers():
+    from obscale_bayes.evaluation.metrics import crps_from_draws
+
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=30)
+    noise = 0.1 * rng.normal(size=(2000, 30))
+    # one candidate right on every model, one shifted by 1: all the weight on the first
+    w = stack_crps({"right": y + noise, "shifted": y + 1.0 + noise}, y)
+    assert w.to_dict() == {"right": 1.0, "shifted": 0.0}
+    # each candidate right on its own half (off by 1 on the other): the equal mix, which a grid
+    # over mixtures of the draws (evaluation's CRPS of the pooled draws) also finds
+    y0 = np.zeros(20)
+    da = rng.normal(0.0, 0.05, size=(2000, 20))
+    db = da.copy()
+    da[:, 10:] += 1.0
+    db[:, :10] += 1.0
+    w = stack_crps({"a": da, "b": db}, y0)
+    np.testing.assert_allclose(w.to_numpy(), [0.5, 0.5], atol=1e-3)
+    grid = np.linspace(0.0, 1.0, 21)
+    crps = [crps_from_draws(np.vstack([da[: int(g * 2000)], db[int(g * 2000) :]]), y0).sum()
+            for g in grid]  # fmt: skip
+    assert grid[int(np.argmin(crps))] == 0.5
+    with pytest.raises(UsageError, match="draws"):
+        stack_crps({"a": np.full((10, 3), np.nan)}, np.zeros(3))
+
+
+def test_an_unknown_stacking_score_is_one_line_before_any_fit():
+    from obscale_bayes.fit.downstream import fit_target_module
+
+    scores = pd.DataFrame(np.random.default_rng(2).uniform(size=(12, 3)), columns=list("abc"))
+    with pytest.raises(UsageError, match="score: unknown stacking score 'mse'"):
+        fit_target_module(scores, np.linspace(0.1, 0.9, 12), score="mse")
 
 
 def test_log_score_is_the_law_of_the_clipped_forecast():

@@ -75,6 +75,28 @@ def test_stacking_prefers_the_noise_model_that_generated_the_data():
     assert module.passed
 
 
+def test_crps_stacking_scores_the_same_fold_fits_and_its_mixture_covers_new_models():
+    """``score="crps"`` weighs the very fold fits the log score weighs (same seed: same
+    pointwise densities) and its mixture forecasts new models simulated from the truth at the
+    nominal rates."""
+    from obscale_bayes.forecast.downstream import target_draws
+
+    rng = np.random.default_rng(11)
+    basis = np.linalg.qr(rng.normal(size=(3, 3)))[0]
+    z, y = _simulate(11, 60)
+    cols = ["a", "b", "c"]
+    scores = pd.DataFrame(0.5 + 0.05 * z @ basis, columns=cols)
+    by = {s: fit_target_module(scores, y, "sigmoid", seed=0, score=s, **SAMPLE)
+          for s in ("lpd", "crps")}  # fmt: skip
+    np.testing.assert_allclose(by["crps"].compare["elpd_kfold"], by["lpd"].compare["elpd_kfold"])
+    module = by["crps"]
+    assert module.passed and abs(sum(module.weights.values()) - 1.0) < 1e-9
+    z_new, y_new = _simulate(12, 300)
+    d = target_draws(module, pd.DataFrame(0.5 + 0.05 * z_new @ basis, columns=cols), seed=3)
+    cov90 = np.mean((np.quantile(d, 0.05, 0) <= y_new) & (y_new <= np.quantile(d, 0.95, 0)))
+    assert 0.84 <= cov90 <= 0.96, (cov90, module.weights)
+
+
 def test_the_cut_leaves_the_capability_posterior_unchanged():
     """Adding a target to the table does not change the capability module's draws."""
     from obscale_bayes.fit.fitted import CapabilityModel
