@@ -166,3 +166,17 @@ def test_advi_vs_nuts_benchmark_runs(tmp_path):
          "--out", str(out))  # fmt: skip
     rows = json.loads(out.read_text())["rows"]
     assert {r["inference"] for r in rows if r["method"] == "bayes"} == {"nuts", "advi"}
+
+
+@pytest.mark.slow
+def test_target_rule_study_runs(tmp_path):
+    out = tmp_path / "target_rule.json"
+    text = _run("studies/target_rule.py", *TINY, "--seeds", "0", "--analyses", "agentboard",
+                "gsm8k_plain", "--out", str(out))  # fmt: skip
+    res = json.loads(out.read_text())
+    assert res["verdict"] in ("lpd", "crps") and "geo-mean MSE ratio crps / lpd" in res["reason"]
+    # the inner split: the top third of each analysis' training models (by target / by FLOPs)
+    sizes = {(r["analysis"], r["score"]): (r["n_train"], r["n"]) for r in res["rows"]}
+    assert sizes == {(f"{a} (inner)", s): n for a, n in (("agentboard", (7, 3)),
+                     ("gsm8k_plain", (30, 15))) for s in ("lpd", "crps")}  # fmt: skip
+    assert "rule (module docstring) -> score =" in text

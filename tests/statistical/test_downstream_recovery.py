@@ -75,26 +75,33 @@ def test_stacking_prefers_the_noise_model_that_generated_the_data():
     assert module.passed
 
 
-def test_crps_stacking_scores_the_same_fold_fits_and_its_mixture_covers_new_models():
+def test_crps_stacking_scores_the_same_fold_fits_and_forecasts_like_the_true_model():
     """``score="crps"`` weighs the very fold fits the log score weighs (same seed: same
-    pointwise densities) and its mixture forecasts new models simulated from the truth at the
-    nominal rates."""
+    pointwise densities), and its mixture forecasts new models simulated from the truth about as
+    well as the true model (normal noise) fitted alone on the same 60 models: 90% coverage within
+    0.05 and MSE within 10% of its.  (A single data set: the true model itself covers 0.81 of the
+    300 new models here, its sigma drawn low by chance, so the comparison is with it, not 0.90.)"""
     from obscale_bayes.forecast.downstream import target_draws
 
     rng = np.random.default_rng(11)
     basis = np.linalg.qr(rng.normal(size=(3, 3)))[0]
     z, y = _simulate(11, 60)
+    z_new, y_new = _simulate(12, 300)
     cols = ["a", "b", "c"]
     scores = pd.DataFrame(0.5 + 0.05 * z @ basis, columns=cols)
+    new = pd.DataFrame(0.5 + 0.05 * z_new @ basis, columns=cols)
     by = {s: fit_target_module(scores, y, "sigmoid", seed=0, score=s, **SAMPLE)
           for s in ("lpd", "crps")}  # fmt: skip
     np.testing.assert_allclose(by["crps"].compare["elpd_kfold"], by["lpd"].compare["elpd_kfold"])
-    module = by["crps"]
-    assert module.passed and abs(sum(module.weights.values()) - 1.0) < 1e-9
-    z_new, y_new = _simulate(12, 300)
-    d = target_draws(module, pd.DataFrame(0.5 + 0.05 * z_new @ basis, columns=cols), seed=3)
-    cov90 = np.mean((np.quantile(d, 0.05, 0) <= y_new) & (y_new <= np.quantile(d, 0.95, 0)))
-    assert 0.84 <= cov90 <= 0.96, (cov90, module.weights)
+    by["true"] = fit_target_module(scores, y, "sigmoid", "normal", ridge=1.0, seed=0, **SAMPLE)
+    got = {}
+    for name, module in by.items():
+        assert module.passed and abs(sum(module.weights.values()) - 1.0) < 1e-9, name
+        d = target_draws(module, new, seed=3)
+        lo, hi = np.quantile(d, [0.05, 0.95], axis=0)
+        got[name] = (np.mean((lo <= y_new) & (y_new <= hi)), np.mean((d.mean(0) - y_new) ** 2))
+    (cov, mse), (cov_true, mse_true) = got["crps"], got["true"]
+    assert abs(cov - cov_true) <= 0.05 and mse <= 1.1 * mse_true, got
 
 
 def test_the_cut_leaves_the_capability_posterior_unchanged():
