@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -45,14 +44,11 @@ sys.path.insert(0, str(ROOT))  # run from a checkout
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from obscale_bayes.data.tables import load_benchmark_metadata  # noqa: E402
 from obscale_bayes.evaluation import metrics  # noqa: E402
+from obscale_bayes.evaluation.backtest import _cut_bayes  # noqa: E402
 from obscale_bayes.evaluation.cases import BacktestCase, preset_cases  # noqa: E402
-from obscale_bayes.fit.downstream import SCORES, fit_target_module  # noqa: E402
-from obscale_bayes.forecast.downstream import target_draws  # noqa: E402
+from obscale_bayes.fit.downstream import SCORES  # noqa: E402
 from obscale_bayes.io import write_json  # noqa: E402
-from obscale_bayes.model.coordinates import to_score_scale  # noqa: E402
-from obscale_bayes.model.downstream import LINKS  # noqa: E402
 from obscale_bayes.progress import enable  # noqa: E402
 
 OUT = ROOT / "studies" / "results" / "target_rule.json"
@@ -76,25 +72,19 @@ def all_cases(analyses: list[str] | None = None) -> list[BacktestCase]:
 
 
 def inner_rows(cases: list[BacktestCase], seeds: list[int], **kw) -> list[dict]:
-    """Per inner case, seed and rule: the scores of its held-out third."""
+    """Per inner case, seed and rule: the scores of its held-out third (the backtests' own
+    ``bayes`` method of a single-target case, with the rule's ``score``)."""
     rows = []
     for case in map(inner_case, cases):
-        meta = load_benchmark_metadata() if case.benchmarks is None else case.benchmarks
-        scores = to_score_scale(case.models[list(case.inputs)], meta)
-        y = case.transform(case.models.loc[case.train, "raw_target"])
-        link = case.link if case.link in LINKS else "floored_sigmoid"
         for seed in seeds:
             for score in SCORES:
-                t0 = time.perf_counter()
-                module = fit_target_module(scores[case.train], y, link, score=score, seed=seed,
-                                           **kw)  # fmt: skip
-                draws = target_draws(module, scores[case.test], seed=seed)
-                cells = metrics.score_draws(case.truth.to_numpy(), draws)
-                row = metrics.summarize(cells).iloc[0].to_dict()
+                res = _cut_bayes(case, kw | {"seed": seed, "score": score})
+                (draws, weights), d = res.value, res.diagnostics
+                row = metrics.summarize(metrics.score_draws(case.truth.to_numpy(), draws))
+                row = row.iloc[0].to_dict()
                 row.update(analysis=case.name, seed=seed, score=score, n_train=int(case.train.sum()),
-                           weights=module.weights, max_rhat=module.max_rhat,
-                           min_ess_bulk=module.min_ess_bulk, divergences=module.divergences,
-                           seconds=time.perf_counter() - t0)  # fmt: skip
+                           weights=weights, max_rhat=d.max_rhat, min_ess_bulk=d.min_ess_bulk,
+                           divergences=d.divergences, seconds=res.seconds)  # fmt: skip
                 rows.append(row)
                 print(f"{case.name:>32} seed {seed} {score:>4}: MSE {row['mse']:.5f}, 90% cov "
                       f"{row['coverage90']:.2f}, width {row['width90']:.3f}, n {int(row['n'])}, "

@@ -57,7 +57,6 @@ __all__ = [
     "MIN_WEIGHT",
     "N_FOLDS",
     "blocked_folds",
-    "kfold_lpd",
     "kfold_predictive",
     "stack",
     "stack_crps",
@@ -105,12 +104,6 @@ def kfold_predictive(
             draws = np.empty((p.shape[0], len(y)))
         draws[:, test] = np.clip(p + fit.sd(p) * rng.standard_normal(p.shape), 0.0, 1.0)
     return lpd, draws
-
-
-def kfold_lpd(fit_fn, z: np.ndarray, y: np.ndarray, folds: np.ndarray) -> np.ndarray:
-    """Exact K-fold pointwise log predictive density ``(n,)`` of one candidate
-    (:func:`kfold_predictive` without its draws)."""
-    return kfold_predictive(fit_fn, z, y, folds)[0]
 
 
 def _simplex_argmin(loss, k: int) -> np.ndarray:
