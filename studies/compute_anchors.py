@@ -37,14 +37,13 @@ sys.path.insert(0, str(ROOT))  # run from a checkout
 sys.path.insert(0, str(ROOT / "studies"))
 
 import pandas as pd  # noqa: E402
-from compute_extrapolation import INNER_CUTOFF_1E21, print_grid  # noqa: E402
+from compute_extrapolation import INNER_CUTOFF_1E21, print_grid, write_verdict  # noqa: E402
 from release_trend import training_table  # noqa: E402
 
 from obscale_bayes.evaluation import metrics  # noqa: E402
 from obscale_bayes.evaluation.standard import standard_cases  # noqa: E402
 from obscale_bayes.evaluation.standard_methods import bayes_post  # noqa: E402
 from obscale_bayes.fit.fitted import CapabilityModel  # noqa: E402
-from obscale_bayes.io import write_json  # noqa: E402
 from obscale_bayes.progress import enable  # noqa: E402
 from obscale_bayes.spec.spec import load_spec  # noqa: E402
 
@@ -116,10 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = grid_rows(a.seeds, a.draws, a.tune, a.chains, tuple(a.protocols))
     print_grid(rows)
     verdict, reason = decide(rows)
-    print(f"\nrule (module docstring) -> compute_anchor_misfit = {verdict}: {reason}")
-    write_json(a.out, {"settings": vars(a) | {"out": str(a.out)}, "rows": rows,
-                       "verdict": verdict, "reason": reason})  # fmt: skip
-    print(f"written {a.out}")
+    write_verdict(a.out, vars(a), rows, verdict, reason, f"compute_anchor_misfit = {verdict}")
     return 0
 
 

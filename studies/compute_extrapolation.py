@@ -221,6 +221,16 @@ def print_grid(rows: list[dict]) -> None:
               f"{r['min_ess_bulk']:.0f}, {r['divergences']} div")  # fmt: skip
 
 
+def write_verdict(
+    out: Path, settings: dict, rows: list[dict], verdict, reason: str, what: str
+) -> None:
+    """Print a study's verdict (``what``: the choice, e.g. ``"score = lpd"``) and write its rows."""
+    print(f"\nrule (module docstring) -> {what}: {reason}")
+    write_json(out, {"settings": settings | {"out": str(out)}, "rows": rows, "verdict": verdict,
+                     "reason": reason})  # fmt: skip
+    print(f"written {out}")
+
+
 def _row(r: dict) -> str:
     return (f"{r['mae'] * 100:8.2f} {r['mse'] * 1e3:8.2f} {r['coverage50']:8.2f} "
             f"{r['coverage90']:8.2f} {r['width90']:8.3f} {int(r['n']):6d}")  # fmt: skip
@@ -289,10 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = new_anchor_rows(cases, a.seeds, a.draws, a.tune, a.chains)
         print_grid(rows)
         verdict, reason = decide_new_anchor(rows)
-        print(f"\nrule (module docstring) -> new_model_anchor_misfit = {verdict:g}: {reason}")
-        write_json(a.out, {"settings": vars(a) | {"out": str(a.out)}, "rows": rows,
-                           "verdict": verdict, "reason": reason})  # fmt: skip
-        print(f"written {a.out}")
+        write_verdict(a.out, vars(a), rows, verdict, reason,
+                      f"new_model_anchor_misfit = {verdict:g}")  # fmt: skip
         return 0
     store = None if a.no_resume else a.resume
     rows, per_bench = [], []

@@ -40,15 +40,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout
+sys.path.insert(0, str(ROOT / "studies"))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from compute_extrapolation import write_verdict  # noqa: E402
 
 from obscale_bayes.evaluation import metrics  # noqa: E402
 from obscale_bayes.evaluation.backtest import _cut_bayes  # noqa: E402
 from obscale_bayes.evaluation.cases import BacktestCase, preset_cases  # noqa: E402
 from obscale_bayes.fit.downstream import SCORES  # noqa: E402
-from obscale_bayes.io import write_json  # noqa: E402
 from obscale_bayes.progress import enable  # noqa: E402
 
 OUT = ROOT / "studies" / "results" / "target_rule.json"
@@ -121,10 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = inner_rows(all_cases(a.analyses), a.seeds, draws=a.draws, tune=a.tune,
                       chains=a.chains)  # fmt: skip
     verdict, reason = decide(rows, a.seeds)
-    print(f"\nrule (module docstring) -> score = {verdict}: {reason}")
-    write_json(a.out, {"settings": vars(a) | {"out": str(a.out)}, "rows": rows,
-                       "verdict": verdict, "reason": reason})  # fmt: skip
-    print(f"written {a.out}")
+    write_verdict(a.out, vars(a), rows, verdict, reason, f"score = {verdict}")
     return 0
 
 
