@@ -43,7 +43,8 @@ __all__ = [
 
 #: Posterior variables a :func:`truth_fit` carries (what the NumPy consumers read per cell).
 TRUTH_VARS = (
-    "capability", "loading", "intercept", "floor", "misfit", "logit_misfit", "family_offset"
+    "capability", "loading", "intercept", "floor", "misfit", "logit_misfit", "family_offset",
+    "benchmark_slope", "compute_axis",
 )  # fmt: skip
 
 #: Families of a ~50-model subset of the shipped table (small fits, several sizes each).

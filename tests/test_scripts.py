@@ -146,6 +146,22 @@ def test_fourth_capability_study_runs(tmp_path):
 
 
 @pytest.mark.slow
+def test_benchmark_slopes_study_runs(tmp_path):
+    out = tmp_path / "benchmark_slopes.json"
+    text = _run("studies/benchmark_slopes.py", *TINY, "--seeds", "0", "--protocols",
+                "compute_cutoff", "--out", str(out))  # fmt: skip
+    res = json.loads(out.read_text())
+    assert res["verdict"] is None  # the rule needs both protocols
+    pooled = [r for r in res["rows"] if r["benchmark"] == "all" and r["method"] == "bayes"]
+    # both specs on the same cells of both protocols of the compute_cutoff fit
+    assert {(r["spec"], r["protocol"], r["n"]) for r in pooled} == {
+        (s, p, 195)
+        for s in ("default", "benchmark_slopes")
+        for p in ("compute_cutoff", "fill_half")
+    }
+    assert "family_flops" in text and "least_squares" in text
+
+
 def test_compute_anchors_study_runs(tmp_path):
     out = tmp_path / "compute_anchors.json"
     _run("studies/compute_anchors.py", *TINY, "--seeds", "0", "--protocols", "compute_cutoff",

@@ -159,6 +159,10 @@ def cell_params(
     if "family_offset" in post:  # each cell's family offset (structure.family_offsets)
         off = post["family_offset"].transpose("chain", "draw", "family", "benchmark").to_numpy()
         alpha = alpha + off[:, :, inp.family_idx[om], ob]
+    if "benchmark_slope" in post:  # c_j x_m (structure.benchmark_slopes; x latent where unknown)
+        c = post["benchmark_slope"].transpose("chain", "draw", "benchmark").to_numpy()
+        x = post["compute_axis"].transpose("chain", "draw", "model").to_numpy()
+        alpha = alpha + c[:, :, ob] * x[:, :, om]
     p = expected_score_np(cap[:, :, om], alpha, lam[:, :, ob], floor, inp.bounded[ob])
     sd = noise_sd_np(p, inp.inv_n[ob], per_bench("misfit"), floor, per_bench("logit_misfit"))
     return p, sd

@@ -6,10 +6,12 @@ For a model of family :math:`f` trained with FLOPs :math:`F`, each posterior dra
 
     \theta^{(s)} &= a^{(s)}_f + b^{(s)}_f x + \sigma^{e(s)} \odot \varepsilon, \quad
         x = \log_{10}(F/10^{21}) - x_0 \\
-    p^{(s)}_j &= g^{(s)}_j + (1 - g^{(s)}_j)\,\mathrm{sigmoid}(\alpha^{(s)}_j + \lambda^{(s)}_j\cdot\theta^{(s)}) \\
+    p^{(s)}_j &= g^{(s)}_j + (1 - g^{(s)}_j)\,\mathrm{sigmoid}(\alpha^{(s)}_j + \delta^{(s)}_{fj}
+        + c^{(s)}_j x + \lambda^{(s)}_j\cdot\theta^{(s)}) \\
     y^{(s)}_j &= p^{(s)}_j + \mathrm{sd}_j(p^{(s)}_j)\,\varepsilon'
 
-A family the fit has not seen draws :math:`a_f, b_f` from the population
+(:math:`\delta` the family offsets, :math:`c` the benchmark slopes, each 0 where the spec has
+none.)  A family the fit has not seen draws :math:`a_f, b_f, \delta_f` from the population
 :math:`N(\mu^a, \sigma^a)`, :math:`N(\mu^b, \sigma^b)`.  ``y`` is the score a new evaluation would
 report (it includes the benchmark's sampling noise and misfit), clipped to the metric range.
 """
@@ -39,7 +41,7 @@ def forecast_compute_draws(
     x = compute_axis_np(check_flops(flops), pa.x0)
     a, b = family_terms(pa, family, rng)
     theta = a + b * x + pa.residual_sd * rng.standard_normal(a.shape)
-    p, y = pa.scores(theta, rng, pa.offset_of(family, rng))
+    p, y = pa.scores(theta, rng, pa.offset_at(pa.offset_of(family, rng), x))
     return theta, pa.to_metric(p), pa.to_metric(y)
 
 

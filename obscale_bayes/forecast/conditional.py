@@ -10,7 +10,7 @@ family, the family effects integrated out), and are then conditioned on the obse
     \log q_s(\theta) = \log N(\theta; m_s, C_s)
         + \sum_{j \in \text{obs}} \log \mathcal D\!\left(y_j;\ p_j(\theta),\ \mathrm{sd}_j(\theta)\right)
 
-(:class:`ConditionalTarget`; link, noise and likelihood -- normal or Student-t, as the spec
+(:class:`~obscale_bayes.forecast.conditional_target.ConditionalTarget`; link, noise and likelihood -- normal or Student-t, as the spec
 says -- are those of :mod:`obscale_bayes.model.equations`).  Each observed cell depends on
 :math:`\theta` only through its linear predictor :math:`\eta_j`, so the gradient and Hessian
 follow by the chain rule from the first two derivatives of the cell's log density in
@@ -44,21 +44,21 @@ import numpy as np
 
 from obscale_bayes.data.tables import BenchmarkData
 from obscale_bayes.errors import DataError
-from obscale_bayes.forecast.laplace_is import find_modes, importance_resample, inv_spd
+from obscale_bayes.forecast.conditional_target import ConditionalTarget
+from obscale_bayes.forecast.laplace_is import find_modes, importance_resample
 from obscale_bayes.forecast.result import Forecast, package_forecast
-from obscale_bayes.model.equations import (
-    bounded_np,
-    compute_axis_np,
-    floored_sigmoid_np,
-    linear_predictor_np,
-    noise_sd_np,
-    observation_logpdf_np,
-)
+from obscale_bayes.model.equations import compute_axis_np
 from obscale_bayes.model.inputs import x_prior_for_unknown
 from obscale_bayes.progress import get_logger
 from obscale_bayes.validation import check_ci, check_positive_int
 
-__all__ = ["ConditionalTarget", "conditional_forecast", "forecast_from_scores", "theta_prior"]
+__all__ = [
+    "ConditionalTarget",
+    "conditional_forecast",
+    "forecast_from_scores",
+    "new_model_x",
+    "theta_prior",
+]
 
 log = get_logger(__name__)
 
@@ -113,13 +113,8 @@ def theta_prior(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-draw Gaussian prior (mean (S, K), covariance (S, K, K)) of a new model's capabilities."""
     pa = fit.posterior
-    x0 = pa.x0
-    known_x = np.isfinite(flops_1e21) and flops_1e21 > 0
-    if known_x:
-        x = compute_axis_np(flops_1e21, x0, per_1e21=True)
-    else:
-        mu, sd = x_prior_for_unknown(np.array([params_b], dtype=float), fit.spec)
-        mx, sx = float(mu[0]), float(sd[0])
+    x, sx = new_model_x(fit, flops_1e21, params_b)
+    known_x, mx = sx == 0.0, x
     fi = pa.family_index(family) if isinstance(family, str) else None
     se2 = pa.residual_sd**2
     if fi is not None:
@@ -135,172 +130,20 @@ def theta_prior(
     return ma + mb * mx, cov
 
 
+def new_model_x(fit, flops_1e21: float, params_b: float) -> tuple[float, float]:
+    """A new model's compute axis: ``(x, 0)`` where its FLOPs are known, else the mean and sd of
+    its prior (from its parameters where known, :func:`x_prior_for_unknown`)."""
+    if np.isfinite(flops_1e21) and flops_1e21 > 0:
+        return float(compute_axis_np(flops_1e21, fit.posterior.x0, per_1e21=True)), 0.0
+    mu, sd = x_prior_for_unknown(np.array([params_b], dtype=float), fit.spec)
+    return float(mu[0]), float(sd[0])
+
+
 def _diag(v: np.ndarray) -> np.ndarray:
     out = np.zeros(v.shape + (v.shape[-1],))
     idx = np.arange(v.shape[-1])
     out[..., idx, idx] = v
     return out
-
-
-_H = 1e-4  # central-difference step on the logit scale
-_ARRAYS = ("mean", "prec", "lam", "alpha", "floor", "tau", "nu", "y", "inv_n", "w", "bounded")
-
-
-class ConditionalTarget:
-    """Log density of new models' capabilities given their scores, per posterior draw.
-
-    Parameters
-    ----------
-    pa : PosteriorArrays
-        The fit's draws (S of them).
-    mean, cov : numpy.ndarray or list of them
-        Gaussian prior of one model's capabilities per draw, ``(S, K)`` and ``(S, K, K)``
-        (:func:`obscale_bayes.forecast.conditional.theta_prior`), or a list, one per model.
-    bench_idx, y01 : numpy.ndarray or list of them
-        The observed cells of each model: benchmark indices into the fit's benchmarks and
-        scores rescaled to [0, 1]; models with fewer cells are padded with cells of weight 0.
-    structure : dict, optional
-        The spec's ``[structure]`` (the likelihood); default a normal likelihood.
-
-    Thetas have the pair axis first, ``(M * S, ..., K)`` model-major; for one model that is
-    ``(S, ..., K)``.
-    """
-
-    def __init__(
-        self,
-        pa,
-        mean,
-        cov,
-        bench_idx,
-        y01,
-        structure: dict | None = None,
-        offsets=None,
-        extra_logit_sd=None,
-    ):
-        if not isinstance(mean, list):
-            mean, cov, bench_idx, y01 = [mean], [cov], [bench_idx], [y01]
-            offsets = None if offsets is None else [offsets]
-            extra_logit_sd = None if extra_logit_sd is None else [extra_logit_sd]
-        n_obs = max(1, max(len(j) for j in bench_idx))
-        idx = np.zeros((len(mean), n_obs), dtype=int)
-        y = np.full((len(mean), n_obs), 0.5)
-        w = np.zeros((len(mean), n_obs))
-        for m, (j, v) in enumerate(zip(bench_idx, y01, strict=True)):
-            idx[m, : len(j)], y[m, : len(j)], w[m, : len(j)] = j, v, 1.0
-        s = pa.n_samples
-
-        def per_draw(a: np.ndarray) -> np.ndarray:  # (S, J...) -> (M * S, O...)
-            return np.concatenate([a[:, j] for j in idx])
-
-        def per_model(a: np.ndarray) -> np.ndarray:  # (M, O) -> (M * S, O)
-            return np.repeat(a, s, axis=0)
-
-        self.structure = structure or {"likelihood": "normal"}
-        self.mean = np.concatenate(mean)
-        self.prec = inv_spd(np.concatenate(cov))
-        self.lam = per_draw(pa.loading)
-        if offsets is None or all(o is None for o in offsets):
-            self.alpha = per_draw(pa.intercept)
-        else:  # each model's intercepts with its family's offsets
-            self.alpha = np.concatenate(
-                [pa.intercepts(o)[:, j] for o, j in zip(offsets, idx, strict=True)]
-            )
-        self.floor = per_draw(pa.floor)
-        self.tau = per_draw(pa.misfit)
-        self.nu = per_draw(pa.logit_misfit)
-        if extra_logit_sd is not None and any(e is not None for e in extra_logit_sd):
-            # an unseen family's offsets, marginalised: logit-scale sd added in quadrature
-            zero = np.zeros_like(pa.logit_misfit)
-            extra = np.concatenate(
-                [(zero if e is None else e)[:, j] for e, j in zip(extra_logit_sd, idx, strict=True)]
-            )
-            self.nu = np.sqrt(self.nu**2 + extra**2)
-        self.y, self.inv_n, self.w = per_model(y), per_model(pa.inv_n[idx]), per_model(w)
-        bnd = None if pa.bounded is None else pa.bounded[idx] & (w > 0)
-        self.bounded = per_model(bnd) if bnd is not None and bnd.any() else None
-
-    def __len__(self) -> int:
-        return len(self.mean)
-
-    def take(self, idx) -> ConditionalTarget:
-        """The target of a subset of pairs (a slice gives views, an index array copies)."""
-        out = object.__new__(ConditionalTarget)
-        out.structure = self.structure
-        for name in _ARRAYS:
-            a = getattr(self, name)
-            setattr(out, name, None if a is None else a[idx])
-        return out
-
-    def _cells(self, theta: np.ndarray) -> tuple:
-        """Per-cell arrays shaped to broadcast against ``theta``'s extra (particle) axes."""
-        sh = (slice(None),) + (None,) * (theta.ndim - 2)
-        bnd = None if self.bounded is None else self.bounded[sh]
-        return sh, bnd
-
-    def eta(self, theta: np.ndarray) -> np.ndarray:
-        """Linear predictor ``(P, ..., O)`` of the observed cells at ``theta``."""
-        sh, bnd = self._cells(theta)
-        return linear_predictor_np(theta[..., None, :], self.alpha[sh], self.lam[sh], bnd)
-
-    def _sd(self, p: np.ndarray, sh) -> np.ndarray:
-        return noise_sd_np(p, self.inv_n[sh], self.tau[sh], self.floor[sh], self.nu[sh])
-
-    def cell_loglik(self, eta: np.ndarray) -> np.ndarray:
-        """Log density of each observed cell (0 for padding) at linear predictor ``eta``."""
-        sh = (slice(None),) + (None,) * (eta.ndim - 2)
-        p = floored_sigmoid_np(eta, self.floor[sh])
-        ll = observation_logpdf_np(self.y[sh], p, self._sd(p, sh), self.structure)
-        return ll * self.w[sh]
-
-    def cell_params(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Expected score and noise sd ``(P, ..., O)`` of the observed cells at ``theta``."""
-        sh, _ = self._cells(theta)
-        p = floored_sigmoid_np(self.eta(theta), self.floor[sh])
-        return p, self._sd(p, sh)
-
-    def __call__(self, theta: np.ndarray) -> np.ndarray:
-        """Log density ``(P, ...)`` at ``theta`` ``(P, ..., K)``, up to a constant per pair."""
-        return self.log_density(theta)[0]
-
-    def log_density(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Log density ``(P, ...)`` at ``theta`` and its cells' terms ``(P, ..., O)``."""
-        sh, _ = self._cells(theta)
-        cells = self.cell_loglik(self.eta(theta))
-        return -0.5 * _quad(theta - self.mean[sh], self.prec[sh]) + cells.sum(axis=-1), cells
-
-    def derivatives(
-        self, theta: np.ndarray, cells: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Log density ``(P,)``, gradient ``(P, K)`` and negative Hessian ``(P, K, K)``.
-
-        ``theta`` is ``(P, K)``; ``cells``, if given, are the cells' terms at ``theta``
-        (from :meth:`log_density`), which saves one evaluation.
-        """
-        eta = self.eta(theta)  # (P, O)
-        jac = self.lam  # d eta / d theta, (P, O, K)
-        curv = None  # d2 eta / d theta_k^2 on the bounded scale
-        if self.bounded is not None:
-            u0, up, um = (bounded_np(theta + d) for d in (0.0, _H, -_H))
-            on = self.bounded[..., None]
-            jac = self.lam * np.where(on, ((up - um) / (2 * _H))[:, None, :], 1.0)
-            curv = np.where(on, self.lam * ((up - 2 * u0 + um) / _H**2)[:, None, :], 0.0)
-        l0 = self.cell_loglik(eta) if cells is None else cells
-        lp, lm = self.cell_loglik(eta + _H), self.cell_loglik(eta - _H)
-        d1, d2 = (lp - lm) / (2 * _H), (lp - 2 * l0 + lm) / _H**2
-        dev = theta - self.mean
-        f = -0.5 * _quad(dev, self.prec) + l0.sum(axis=-1)
-        g = np.matmul(d1[:, None, :], jac)[:, 0] - np.matmul(self.prec, dev[..., None])[..., 0]
-        neg_h = self.prec - np.matmul(np.swapaxes(d2[..., None] * jac, 1, 2), jac)
-        if curv is not None:
-            k = theta.shape[-1]
-            neg_h[:, np.arange(k), np.arange(k)] -= np.matmul(d1[:, None, :], curv)[:, 0]
-        return f, g, neg_h
-
-
-def _quad(d: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """``d^T a d`` over the last axis (``a`` broadcasts against ``d``'s leading axes)."""
-    k = d.shape[-1]
-    return sum(d[..., i] * sum(a[..., i, j] * d[..., j] for j in range(k)) for i in range(k))
 
 
 def conditional_forecast(fit, new: BenchmarkData, ci: float, seed: int, n_particles: int = 4):
@@ -320,6 +163,7 @@ def conditional_forecast(fit, new: BenchmarkData, ci: float, seed: int, n_partic
     rows = list(new.models.itertuples(index=False))
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(rows))]
     cells, priors, offsets, known, extra = [], [], [], [], []
+    s = pa.n_samples
     for row, rng in zip(rows, rngs, strict=True):
         sc = by_model.get(row.model, empty)
         j = sc["benchmark"].map(b_pos).to_numpy(dtype=int)
@@ -334,10 +178,18 @@ def conditional_forecast(fit, new: BenchmarkData, ci: float, seed: int, n_partic
         # (the offsets marginalised, delta method), and its blank cells fresh prior draws.
         off = pa.offset_of(fam, rng)
         seen = off is None or pa.family_index(fam) is not None
-        offsets.append(off)
-        known.append(off if seen else None)
-        extra.append(None if seen else pa.family_offset_sd)
-    s = pa.n_samples
+        # Benchmark slopes: c_j x at the model's x; an unknown x enters the conditioning at its
+        # prior mean with c_j s_x as extra logit misfit (its correlation with theta through
+        # b_f is dropped), and the blank cells at a fresh draw of x.
+        mx, sx = new_model_x(fit, float(row.flops_1e21), float(row.params_b))
+        slopes = pa.benchmark_slope is not None
+        x_draw = mx + sx * rng.standard_normal(s) if slopes and sx > 0 else mx
+        offsets.append(pa.offset_at(off, x_draw))
+        known.append(pa.offset_at(off if seen else None, mx))
+        ex = None if seen else pa.family_offset_sd
+        if slopes and sx > 0:
+            ex = np.hypot(0.0 if ex is None else ex, pa.benchmark_slope * sx)
+        extra.append(ex)
     thetas, ess = [], []
     for part in _blocks([len(j) for j, _ in cells], s):
         th, e = _condition(fit, priors[part], cells[part], rngs[part], n_particles,

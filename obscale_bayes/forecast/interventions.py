@@ -45,10 +45,15 @@ import numpy as np
 import pandas as pd
 
 from obscale_bayes.errors import UsageError
-from obscale_bayes.forecast.conditional import forecast_from_scores
+from obscale_bayes.forecast.conditional import forecast_from_scores, new_model_x
 from obscale_bayes.forecast.intervention_pairs import Intervention, get_intervention
-from obscale_bayes.model.draws import PosteriorArrays, family_terms
-from obscale_bayes.model.equations import compute_axis_np, floored_sigmoid_np, logit_np
+from obscale_bayes.model.draws import PosteriorArrays, compute_axis_draws, family_terms
+from obscale_bayes.model.equations import (
+    compute_axis_np,
+    compute_shift_np,
+    floored_sigmoid_np,
+    logit_np,
+)
 from obscale_bayes.validation import check_ci, check_flops
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -188,7 +193,8 @@ def effect_vs_compute(
     theta = a[:, None, :] + b[:, None, :] * x[None, :, None]  # (S, N, K)
     if residual:
         theta = theta + pa.residual_sd[:, None, :] * rng.standard_normal(theta.shape)
-    out = _table(pa, theta, iv, ci, rng, new_evaluation, pa.offset_of(str(family), rng))
+    offset = pa.offsets_at(pa.offset_of(str(family), rng), x)  # (S, N, J) or None
+    out = _table(pa, theta, iv, ci, rng, new_evaluation, offset)
     general = np.median(_general_score(pa, theta[..., 0], 0), axis=0)
     head = pd.DataFrame(
         {
@@ -292,13 +298,25 @@ def effect_vs_capability(
     p01 = (v[None, :] - lo_m) / (hi_m - lo_m)
     g01 = pa.floor[:, j][:, None]
     theta1 = logit_np((p01 - g01) / (1.0 - g01))  # (S, N)
+    k = cap.shape[2]
+    x_fit = None
+    if pa.benchmark_slope is not None:
+        # benchmark slopes: the compute axis x joins the other coordinates on theta_1's line
+        x_fit = compute_axis_draws(fit.idata) if fit is not None else None
+        if x_fit is None or x_fit.shape != cap.shape[:2]:
+            raise UsageError("effect_vs_capability: the spec has benchmark slopes; give the fit")
+        cap = np.concatenate([cap, x_fit[..., None]], axis=2)
     inter, slope, sd = _conditional_line(cap)
-    theta = inter[:, None, :] + slope[:, None, :] * theta1[..., None]  # (S, N, K)
+    theta = inter[:, None, :] + slope[:, None, :] * theta1[..., None]  # (S, N, K [+ 1])
     theta[..., 0] = theta1
     rng = np.random.default_rng(seed)
     if spread:
         theta[..., 1:] += sd[:, None, 1:] * rng.standard_normal(theta[..., 1:].shape)
-    out = _table(pa, theta, iv, ci, rng, new_evaluation)
+    offset = None
+    if x_fit is not None:
+        offset = compute_shift_np(pa.benchmark_slope[:, None, :], theta[..., k])  # (S, N, J)
+        theta = theta[..., :k]
+    out = _table(pa, theta, iv, ci, rng, new_evaluation, offset)
     head = pd.DataFrame(
         {
             "intervention": iv.name,
@@ -355,6 +373,13 @@ def effect_from_scores(
     models = [str(m) for m in fc.capability["model"].values]
     fam = new.models.set_index("model")["family"]
     offset = pa.offsets_of([fam.get(m) for m in models], rng)
+    if pa.benchmark_slope is not None:  # c_j x per model (a prior draw of x where unknown)
+        rows = new.models.set_index("model")
+        xs = [new_model_x(fit, float(rows.at[m, "flops_1e21"]), float(rows.at[m, "params_b"]))
+              for m in models]  # fmt: skip
+        shift = np.stack([compute_shift_np(pa.benchmark_slope, mx + sx * rng.standard_normal(
+            pa.n_samples)) for mx, sx in xs], axis=1)  # fmt: skip
+        offset = shift if offset is None else offset + shift
     out = _table(pa, theta, iv, ci, rng, new_evaluation, offset)
     out.insert(0, "family", [fam.get(m) for m in models])
     out.insert(0, "model", models)

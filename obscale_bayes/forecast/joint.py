@@ -30,9 +30,10 @@ import numpy as np
 
 from obscale_bayes.data.tables import load_benchmark_metadata
 from obscale_bayes.errors import UsageError
-from obscale_bayes.model.draws import family_terms
+from obscale_bayes.model.draws import compute_axis_draws, family_terms
 from obscale_bayes.model.equations import (
     compute_axis_np,
+    compute_shift_np,
     expected_score_np,
     free_misfit_name,
     inv_items,
@@ -178,6 +179,8 @@ def _theta_draws(fit, cells: list[Cell], idx: np.ndarray, rng: np.random.Generat
     models = {str(m): i for i, m in enumerate(cap["model"].values)}
     cap = cap.to_numpy()[idx]
     fam_of = fit.inputs.family_idx
+    x_fit = compute_axis_draws(fit.idata)
+    x_fit = None if x_fit is None else x_fit[idx]
     fams: dict[str, tuple] = {}
     new: dict[tuple, np.ndarray] = {}
     out = []
@@ -190,6 +193,10 @@ def _theta_draws(fit, cells: list[Cell], idx: np.ndarray, rng: np.random.Generat
                 )
             m = models[c.model]
             off = None if pa.family_offset is None else pa.family_offset[idx, fam_of[m]]
+            if x_fit is not None:  # benchmark slopes: c_j x_m at the model's (latent) x
+                off = (0.0 if off is None else off) + compute_shift_np(
+                    pa.benchmark_slope[idx], x_fit[:, m]
+                )
             out.append((cap[:, m], off))
             continue
         key = (c.family, float(c.flops))
@@ -198,9 +205,11 @@ def _theta_draws(fit, cells: list[Cell], idx: np.ndarray, rng: np.random.Generat
             off = pa.offset_of(c.family, rng)
             fams[c.family] = (a[idx], b[idx], None if off is None else off[idx])
         a, b, off = fams[c.family]
+        x = compute_axis_np(c.flops, pa.x0)
         if key not in new:
-            x = compute_axis_np(c.flops, pa.x0)
             new[key] = a + b * x + pa.residual_sd[idx] * rng.standard_normal(a.shape)
+        if pa.benchmark_slope is not None:
+            off = (0.0 if off is None else off) + compute_shift_np(pa.benchmark_slope[idx], x)
         out.append((new[key], off))
     return out
 

@@ -11,13 +11,17 @@ Notation: models :math:`m`, benchmarks :math:`j`, families :math:`f(m)`, capabil
         \quad(\text{family efficiency partially pooled, one slope per capability}) \\
     \theta_{mk} &\sim N(a_{f(m)k} + b_{f(m)k} x_m,\ \sigma^e_k)
         \quad(\text{capabilities}) \\
-    \eta_{mj} &= \alpha_j + \delta_{f(m)j} + \lambda_j \cdot \theta_m \quad(\text{factor model}) \\
+    \eta_{mj} &= \alpha_j + \delta_{f(m)j} + c_j x_m + \lambda_j \cdot \theta_m
+        \quad(\text{factor model}) \\
     p_{mj} &= g_j + (1 - g_j)\,\mathrm{sigmoid}(\eta_{mj}) \quad(\text{chance floor } g_j) \\
     y_{mj} &\sim N\!\left(p_{mj},\ \sqrt{\tilde p_{mj}(1-\tilde p_{mj})/n_j + \tau_j^2}\right),
         \quad \tilde p = (n_j p + 1)/(n_j + 2)
 
 The family-by-benchmark offsets :math:`\delta_{fj} \sim N(0, \sigma^\delta_j)` (zero on the
 anchors) are there only with ``structure.family_offsets``; otherwise :math:`\delta = 0`.
+The per-benchmark compute slopes :math:`c_j = \sigma^c z_j`, :math:`z_j \sim N(0, 1)` (zero on the
+anchors, whose trend with compute is the capabilities' own :math:`b_k`) are there only with
+``structure.benchmark_slopes``; otherwise :math:`c = 0`.
 With ``structure.family_slopes`` each family has its own slope, :math:`b_{fk} \sim N(\mu^b_k,
 \sigma^b_k)` (partial pooling; the ``family_slopes`` variant).  The release-date trend
 :math:`\gamma_k t_f` (``t_f`` the family's median release date in years
@@ -56,6 +60,7 @@ import pytensor.tensor as pt
 
 from obscale_bayes.data.tables import BenchmarkData
 from obscale_bayes.model.equations import (
+    compute_shift_pt,
     efficiency_centre_pt,
     expected_score_pt,
     free_misfit_name,
@@ -194,6 +199,18 @@ def build_model(
             delta = pt.set_subtensor(pt.zeros((len(inp.family_ids), n_b))[:, free], sd_d * z_d)
             delta = pm.Deterministic("family_offset", delta, dims=("family", "benchmark"))
             alpha_obs = alpha_obs + delta[inp.family_idx[inp.obs_model], inp.obs_bench]
+        if st["benchmark_slopes"]:
+            # Pooled towards 0 (non-centred: with few decades of compute per benchmark each
+            # slope is weakly informed).  Zero on the anchors: their trend is b_k itself.
+            sd_c = pr["benchmark_slope_sd"].to_pymc("benchmark_slope_sd")
+            z_c = pm.Normal("benchmark_slope_z", 0.0, 1.0, dims="free_benchmark")
+            c = pm.Deterministic(
+                "benchmark_slope", pt.set_subtensor(pt.zeros(n_b)[free], sd_c * z_c),
+                dims="benchmark",
+            )  # fmt: skip
+            # every model's compute axis (latent ones included), read by the NumPy paths
+            x = pm.Deterministic("compute_axis", x, dims="model")
+            alpha_obs = alpha_obs + compute_shift_pt(c[inp.obs_bench], x[inp.obs_model])
         # --- chance floors: fixed from metadata, or fitted where metadata leave them blank
         fitted = np.flatnonzero(np.isnan(inp.floor))
         floor = pt.as_tensor(np.nan_to_num(inp.floor, nan=0.0))

@@ -12,7 +12,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 import xarray as xr
 
-from obscale_bayes.model.equations import efficiency_centre_np, expected_score_np, noise_sd_np
+from obscale_bayes.model.equations import (
+    compute_shift_np,
+    efficiency_centre_np,
+    expected_score_np,
+    noise_sd_np,
+)
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,7 @@ class PosteriorArrays:
     new_family_year: float = 0.0  # release year (minus the reference) of an unseen family
     family_offset: np.ndarray | None = None  # (S, F, J) family_offsets, else None
     family_offset_sd: np.ndarray | None = None  # (S, J), 0 on the anchors
+    benchmark_slope: np.ndarray | None = None  # (S, J) benchmark_slopes (0 on anchors), else None
 
     @property
     def new_family_efficiency_mean(self) -> np.ndarray:
@@ -102,6 +108,24 @@ class PosteriorArrays:
                 drawn[f] = self.offset_of(f, rng)
             out.append(drawn[f])
         return np.stack(out, axis=1)
+
+    def offset_at(self, offset: np.ndarray | None, x) -> np.ndarray | None:
+        r"""A model's intercept shift at compute axis ``x``: its family offsets ``offset`` (S, J)
+        or None, plus the benchmark slopes' :math:`c_j x` (``x`` a scalar or (S,) draws);
+        ``offset`` as it is where the spec has no benchmark slopes."""
+        if self.benchmark_slope is None:
+            return offset
+        x = np.broadcast_to(np.asarray(x, dtype=float), (self.n_samples,))
+        shift = compute_shift_np(self.benchmark_slope, x)
+        return shift if offset is None else offset + shift
+
+    def offsets_at(self, offset: np.ndarray | None, xs) -> np.ndarray | None:
+        """:meth:`offset_at` for several compute-axis values ``xs`` (N,) of one model's family:
+        (S, N, J), or None where there is neither offset nor slope."""
+        if self.benchmark_slope is None and offset is None:
+            return None
+        base = np.zeros_like(self.intercept) if offset is None else offset
+        return np.stack([self.offset_at(base, x) for x in np.atleast_1d(xs)], axis=1)
 
     def intercepts(self, offset: np.ndarray | None, sh: tuple = (slice(None),)) -> np.ndarray:
         """Intercepts of a model with family offsets ``offset``: (S, J) from :meth:`offset_of`,
@@ -197,7 +221,21 @@ def posterior_arrays(
         family_offset_sd=(
             _on_benchmarks(post, "family_offset_sd") if "family_offset" in post else None
         ),
+        benchmark_slope=(
+            arr("benchmark_slope", ("benchmark",)) if "benchmark_slope" in post else None
+        ),
     )
+
+
+def compute_axis_draws(idata: xr.DataTree) -> np.ndarray | None:
+    """(S, M) compute axis of a fit's models (latent draws where FLOPs are unknown), in the
+    sample order of :func:`posterior_arrays`; None where the spec has no benchmark slopes (the
+    graph keeps the axis only then)."""
+    post = idata["posterior"].dataset
+    if "compute_axis" not in post:
+        return None
+    x = post["compute_axis"].stack(sample=("chain", "draw")).transpose("sample", "model")
+    return x.to_numpy()
 
 
 def _on_benchmarks(post: xr.Dataset, name: str) -> np.ndarray:

@@ -12,6 +12,8 @@ each benchmark's metric range):
     \eta_{mj} &= \alpha_j + \lambda_j \cdot \theta_m
         \quad(\alpha_j + \lambda_j \cdot u(\theta_m) \text{ where } j \text{ is bounded})
         && \text{linear predictor} \\
+    \alpha_{mj} &= \alpha_j + \delta_{f(m)j} + c_j x_m
+        && \text{a model's intercept (family offsets, benchmark slopes)} \\
     p_{mj} &= g_j + (1 - g_j)\,\mathrm{sigmoid}(\eta_{mj})
         && \text{expected score, chance floor } g_j \\
     \mathrm{sd}_{mj} &= \sqrt{\tilde p(1 - \tilde p)/n_j + \tau_j^2
@@ -53,6 +55,8 @@ __all__ = [
     "bounded_np",
     "bounded_pt",
     "compute_axis_np",
+    "compute_shift_np",
+    "compute_shift_pt",
     "efficiency_centre_np",
     "efficiency_centre_pt",
     "expected_score_np",
@@ -113,6 +117,21 @@ def compute_axis_np(flops: ArrayLike, x0: float, *, per_1e21: bool = False) -> n
     """
     lg = np.log10(np.asarray(flops, dtype=float))
     return (lg if per_1e21 else lg - LOG10_FLOPS_UNIT) - x0
+
+
+def compute_shift_np(slope: ArrayLike, x: ArrayLike) -> np.ndarray:
+    r"""Benchmark slopes' part of a model's intercepts, :math:`c_j x_m` (``structure.benchmark_slopes``).
+
+    ``slope`` ``(..., J)`` (0 on the anchors), ``x`` ``(...)`` the models' compute axis (leading
+    axes broadcast): ``(..., J)``, added to the intercepts :math:`\alpha_j + \delta_{fj}`.
+    """
+    return np.asarray(slope, dtype=float) * np.asarray(x, dtype=float)[..., None]
+
+
+def compute_shift_pt(slope, x):
+    """PyTensor twin of :func:`compute_shift_np` for matching cells: ``slope`` and ``x`` have
+    one entry per observed cell (``c[obs_bench]``, ``x[obs_model]``)."""
+    return slope * x
 
 
 def flops_from_axis(x: ArrayLike, x0: float) -> np.ndarray:

@@ -54,6 +54,7 @@ import xarray as xr
 from obscale_bayes.data.tables import BenchmarkData
 from obscale_bayes.errors import SpecError, UsageError
 from obscale_bayes.model.equations import (
+    compute_shift_np,
     efficiency_centre_np,
     expected_score_np,
     free_misfit_name,
@@ -62,6 +63,7 @@ from obscale_bayes.model.equations import (
 from obscale_bayes.model.inputs import coords_of, prepare_inputs
 from obscale_bayes.model.truth import (
     GENERIC_TREND,
+    REALISTIC_BENCHMARK_SLOPE_SD,
     REALISTIC_FAMILY_OFFSET_SD,
     REALISTIC_TRENDS,
     Overrides,
@@ -206,6 +208,23 @@ def simulate(
         alpha = v["intercept"] + delta[inp.family_idx]  # (M, J)
         offset_vars = {"family_offset_sd": (("free_benchmark",), sd_d),
                        "family_offset": (("family", "benchmark"), delta)}  # fmt: skip
+    # --- per-benchmark compute slopes (structure.benchmark_slopes; no draws otherwise)
+    if st["benchmark_slopes"]:
+        sd_c = (float(spec.priors["benchmark_slope_sd"].draw(rng, 1)[0]) if from_prior
+                else REALISTIC_BENCHMARK_SLOPE_SD)  # fmt: skip
+        if "benchmark_slope_sd" in ov:
+            sd_c = float(ov.get("benchmark_slope_sd"))
+        c = np.zeros(len(inp.benchmark_ids))
+        c[free] = sd_c * rng.standard_normal(len(free))
+        if "benchmark_slope" in ov:
+            c = ov.get("benchmark_slope")
+            if np.any(c[inp.anchor_idx] != 0):
+                raise UsageError(
+                    "simulate: params['benchmark_slope'] must be 0 on the anchors (as in the model)"
+                )
+        alpha = alpha + compute_shift_np(c, x)  # (M, J)
+        offset_vars |= {"benchmark_slope_sd": ((), sd_c), "benchmark_slope": (("benchmark",), c),
+                        "compute_axis": (("model",), x)}  # fmt: skip
 
     # --- scores: floored sigmoid of the factor model, sampling noise + misfit, clipped
     p_all = expected_score_np(

@@ -79,6 +79,10 @@ GENERIC_TREND = 0.5
 #: of the default fit's residuals on the shipped table exceed what independent residuals give
 #: by about 2-4 pp on ARC-C, GSM8K, Winogrande and XWinograd, some 0.1-0.2 on the logit scale.
 REALISTIC_FAMILY_OFFSET_SD = 0.15
+#: Spread of the per-benchmark compute slopes (logit per decade of FLOPs;
+#: structure.benchmark_slopes): a round value between no trend of its own and the spread of the
+#: capability slopes themselves.
+REALISTIC_BENCHMARK_SLOPE_SD = 0.15
 
 #: Benchmark parameters of the same fit: loadings on the MMLU / HellaSwag / HumanEval factors,
 #: intercept (logit scale), misfit (score scale) and, for TruthfulQA, the fitted chance floor.
@@ -132,6 +136,8 @@ PARAMETER_DIMS: dict[str, tuple[str, ...]] = {
     "floor": ("benchmark",),
     "family_offset_sd": ("free_benchmark",),
     "family_offset": ("family", "benchmark"),
+    "benchmark_slope_sd": (),
+    "benchmark_slope": ("benchmark",),
 }
 
 

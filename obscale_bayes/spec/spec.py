@@ -48,6 +48,12 @@ DEFAULT_STRUCTURE: dict[str, Any] = {
     # benchmark beyond what its K capabilities imply (on an anchor that is a_fk already).
     # True (the default): chosen on training models only (docs/model.md "Family offsets").
     "family_offsets": True,
+    # Per-benchmark compute slopes c_j on the linear predictor of the non-anchor benchmarks,
+    # eta_mj += c_j x_m, partially pooled, c_j ~ N(0, sigma^c): a benchmark's own trend with
+    # compute beyond the lambda_j . b_k its loadings imply (the family + FLOPs sigmoid fits each
+    # benchmark its own slope; the K capabilities tie the slopes to the cross-model loadings).
+    # False: the default (docs/model.md "Benchmark slopes").
+    "benchmark_slopes": False,
     # "normal" or "student_t" (heavier tails on the misfit term).
     "likelihood": "normal",
     "student_t_nu": 4.0,
@@ -110,6 +116,9 @@ DEFAULT_PRIORS: dict[str, dict[str, Any]] = {
     "slope_sd": {"dist": "halfnormal", "sigma": 0.3},
     # Spread sigma^delta_j of the family-by-benchmark offsets (structure.family_offsets), logit.
     "family_offset_sd": {"dist": "halfnormal", "sigma": 0.3},
+    # Spread sigma^c of the per-benchmark compute slopes (structure.benchmark_slopes), logit per
+    # decade of FLOPs.
+    "benchmark_slope_sd": {"dist": "halfnormal", "sigma": 0.3},
     # Model-level residual e_mk ~ N(0, sigma_e_k).
     "residual_sd": {"dist": "halfnormal", "sigma": 0.5},
     # Per-benchmark misfit sd on the score scale, added to the sampling noise.
@@ -176,6 +185,7 @@ class ModelSpec:
         d.get("structure", {}).setdefault("new_model_anchor_misfit", None)
         d.get("structure", {}).setdefault("family_offsets", False)
         d.get("structure", {}).setdefault("compute_anchor_misfit", None)
+        d.get("structure", {}).setdefault("benchmark_slopes", False)
         return spec_from_dict(d, source=source)
 
     def with_overrides(
@@ -221,7 +231,8 @@ def _check_structure(where: str, s: dict[str, Any]) -> dict[str, Any]:
         raise SpecError(
             f"{where}: structure.likelihood must be 'normal' or 'student_t', got {s['likelihood']!r}"
         )
-    for b in ("family_slopes", "family_offsets", "noncentered_efficiency", "release_trend"):
+    for b in ("family_slopes", "family_offsets", "benchmark_slopes", "noncentered_efficiency",
+              "release_trend"):  # fmt: skip
         if not isinstance(s[b], bool):
             raise SpecError(f"{where}: structure.{b} must be true or false, got {s[b]!r}")
     for num in ("x0", "student_t_nu", "release_ref_year"):

@@ -9,7 +9,8 @@ likelihood of every observed cell and its pointwise log density.  A one-draw pos
 the graph's expected scores (and sd, and log density where it computes them):
 
 * ``PosteriorArrays.scores`` (forecasts from compute, interventions), with each model's family
-  offsets where the spec has them,
+  offsets and benchmark slopes (``offset_at``, at the model's compute axis) where the spec has
+  them,
 * the conditional forecast's target (``ConditionalTarget.cell_params``),
 * posterior checks (``predictive_tree``: the cells' predictive mean / sd and log-likelihood),
 * the K-fold path (``cell_log_density``),
@@ -141,20 +142,24 @@ def test_numpy_paths_match_the_graph(table, name):
     pa = fit.posterior
     if spec.structure["family_offsets"]:
         assert np.abs(pa.family_offset).max() > 0.1  # the offsets are exercised
+    x = np.zeros(len(inp.model_ids))
+    if spec.structure["benchmark_slopes"]:
+        assert np.abs(pa.benchmark_slope).max() > 0.1  # the slopes are exercised
+        x = post["compute_axis"].values[0, 0]  # latent where FLOPs are unknown
+        assert np.isfinite(x).all() and x[inp.unknown_x].std() > 0
     families = [inp.family_ids[f] for f in inp.family_idx]
     rng = np.random.default_rng(0)
+    offsets = [pa.offset_at(pa.offset_of(f, rng), xm) for f, xm in zip(families, x, strict=True)]
 
     # forecasts from compute (and interventions): PosteriorArrays.scores
-    p_all, _ = pa.scores(cap, None, pa.offsets_of(families, rng))
+    p_all = np.stack([pa.scores(cap[:, m], None, o)[0] for m, o in enumerate(offsets)], axis=1)
     np.testing.assert_allclose(p_all[0, om, ob], ref["p"], **TOL)
 
     # fill in the blanks: the conditional forecast's target, one model at a time
     mean, cov = theta_prior(fit, None, 1.0, float("nan"))
     for m in range(len(inp.model_ids)):
         sel = om == m
-        target = ConditionalTarget(
-            pa, mean, cov, ob[sel], inp.y[sel], offsets=pa.offset_of(families[m], rng)
-        )
+        target = ConditionalTarget(pa, mean, cov, ob[sel], inp.y[sel], offsets=offsets[m])
         p, sd = target.cell_params(cap[:, m])
         np.testing.assert_allclose(p[0], ref["p"][sel], **TOL)
         np.testing.assert_allclose(sd[0], ref["sd"][sel], **TOL)
