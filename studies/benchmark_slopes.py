@@ -44,7 +44,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout
 sys.path.insert(0, str(ROOT / "studies"))
 
-from compute_extrapolation import INNER_CUTOFF_1E21, METHODS, _row, write_verdict  # noqa: E402
+from compute_extrapolation import (  # noqa: E402
+    INNER_CUTOFF_1E21,
+    METHODS,
+    bayes_row,
+    print_protocols,
+    seed_mean,
+    write_verdict,
+)
 from release_trend import training_table  # noqa: E402
 
 from obscale_bayes.evaluation.backtest import run_backtests  # noqa: E402
@@ -86,11 +93,10 @@ def decide(rows: list[dict], seeds: list[int]) -> tuple[str, str]:
     """The rule of the module docstring: (the spec it keeps, why)."""
 
     def get(spec: str, protocol: str, seed: int) -> dict:
-        return next(r for r in rows if r["spec"] == spec and r["protocol"] == protocol
-                    and r["seed"] == seed and r["method"] == "bayes")  # fmt: skip
+        return bayes_row(rows, spec, protocol, seed)
 
     def mean(spec: str, protocol: str, key: str) -> float:
-        return sum(get(spec, protocol, s)[key] for s in seeds) / len(seeds)
+        return seed_mean(rows, spec, protocol, key, seeds)
 
     base, cand = SPECS
     protocols = ("compute_cutoff", "fill_half", "family_k1")
@@ -114,18 +120,6 @@ def decide(rows: list[dict], seeds: list[int]) -> tuple[str, str]:
     return (cand if ok else base), text
 
 
-def print_rows(rows: list[dict]) -> None:
-    heads = ["MAE pp", "MSE 1e-3", "cov50", "cov90", "width90", "cells"]
-    for protocol in dict.fromkeys(r["protocol"] for r in rows):
-        print(f"\n{protocol} (inner, training models only)")
-        print(f"{'method':>14} {'spec':>18} {'seed':>4} " + " ".join(f"{h:>8}" for h in heads)
-              + "  gate")  # fmt: skip
-        for r in (r for r in rows if r["protocol"] == protocol):
-            gate = "" if r["method"] != "bayes" else (f"R-hat {r['max_rhat']:.3f}, ESS "
-                f"{r['min_ess_bulk']:.0f}, {r['divergences']:.0f} div")  # fmt: skip
-            print(f"{r['method']:>14} {r['spec']:>18} {r['seed']:>4} {_row(r)}  {gate}")
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
@@ -138,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     enable()
     rows, per_bench = study_rows(a.seeds, a.draws, a.tune, a.chains, a.protocols)
-    print_rows(rows)
+    print_protocols(rows, dict.fromkeys(r["protocol"] for r in rows))
     verdict, reason = (None, "needs both protocols")
     if set(a.protocols) == set(GROUPS):
         verdict, reason = decide(rows, a.seeds)

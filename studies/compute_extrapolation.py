@@ -236,15 +236,38 @@ def _row(r: dict) -> str:
             f"{r['coverage90']:8.2f} {r['width90']:8.3f} {int(r['n']):6d}")  # fmt: skip
 
 
+def bayes_row(rows: list[dict], spec: str, protocol: str, seed: int) -> dict:
+    """The pooled Bayesian row of ``spec`` on ``protocol`` at ``seed``."""
+    return next(r for r in rows if r["spec"] == spec and r["protocol"] == protocol
+                and r["seed"] == seed and r["method"] == "bayes")  # fmt: skip
+
+
+def seed_mean(rows: list[dict], spec: str, protocol: str, key: str, seeds: list[int]) -> float:
+    """Mean over ``seeds`` of ``key`` in :func:`bayes_row`."""
+    return sum(bayes_row(rows, spec, protocol, s)[key] for s in seeds) / len(seeds)
+
+
+def print_protocols(rows: list[dict], protocols) -> None:
+    """Each protocol's pooled rows, every method, the Bayesian fits' gate beside them."""
+    heads = ["MAE pp", "MSE 1e-3", "cov50", "cov90", "width90", "cells"]
+    for protocol in protocols:
+        print(f"\n{protocol} (inner, training models only)")
+        print(f"{'method':>14} {'spec':>18} {'seed':>4} " + " ".join(f"{h:>8}" for h in heads)
+              + "  gate")  # fmt: skip
+        for r in (r for r in rows if r["protocol"] == protocol):
+            gate = "" if r["method"] != "bayes" else (f"R-hat {r['max_rhat']:.3f}, ESS "
+                f"{r['min_ess_bulk']:.0f}, {r['divergences']:.0f} div")  # fmt: skip
+            print(f"{r['method']:>14} {r['spec']:>18} {r['seed']:>4} {_row(r)}  {gate}")
+
+
 def decide(rows: list[dict], seeds: list[int]) -> tuple[str, str]:
     """The rule of the module docstring on the pooled Bayesian rows; (verdict, reason)."""
 
     def get(spec: str, protocol: str, seed: int) -> dict:
-        return next(r for r in rows if r["spec"] == spec and r["protocol"] == protocol
-                    and r["seed"] == seed and r["method"] == "bayes")  # fmt: skip
+        return bayes_row(rows, spec, protocol, seed)
 
     def mean(spec: str, protocol: str, key: str) -> float:
-        return sum(get(spec, protocol, s)[key] for s in seeds) / len(seeds)
+        return seed_mean(rows, spec, protocol, key, seeds)
 
     specs = sorted({r["spec"] for r in rows if r["method"] == "bayes"})
     ok = {}
@@ -319,15 +342,7 @@ def main(argv: list[str] | None = None) -> int:
                 r |= {"spec": name if r["method"] == "bayes" else "-", "seed": seed,
                       "seconds": time.perf_counter() - t0}  # fmt: skip
                 rows.append(r)
-    heads = ["MAE pp", "MSE 1e-3", "cov50", "cov90", "width90", "cells"]
-    for protocol in protocols:
-        print(f"\n{protocol} (inner, training models only)")
-        print(f"{'method':>14} {'spec':>18} {'seed':>4} " + " ".join(f"{h:>8}" for h in heads)
-              + "  gate")  # fmt: skip
-        for r in (r for r in rows if r["protocol"] == protocol):
-            gate = "" if r["method"] != "bayes" else (f"R-hat {r['max_rhat']:.3f}, ESS "
-                f"{r['min_ess_bulk']:.0f}, {r['divergences']:.0f} div")  # fmt: skip
-            print(f"{r['method']:>14} {r['spec']:>18} {r['seed']:>4} {_row(r)}  {gate}")
+    print_protocols(rows, protocols)
     verdict, reason = (None, "needs the default and two candidates")
     base = next(iter(specs))
     if a.question == "offsets_k1" and len(a.specs) > 1:
