@@ -196,3 +196,10 @@ def test_target_rule_study_runs(tmp_path):
     assert sizes == {(f"{a} (inner)", s): n for a, n in (("agentboard", (7, 3)),
                      ("gsm8k_plain", (30, 15))) for s in ("lpd", "crps")}  # fmt: skip
     assert "rule (module docstring) -> score =" in text
+    # question 10: the top blocks' log score against the log score, same cells
+    out = tmp_path / "target_rule_top.json"
+    _run("studies/target_rule.py", *TINY, "--seeds", "0", "--analyses", "agentboard",
+         "--question", "top", "--out", str(out))  # fmt: skip
+    res = json.loads(out.read_text())
+    assert res["verdict"] in ("lpd", "lpd_top") and "lpd_top / lpd" in res["reason"]
+    assert {r["score"] for r in res["rows"]} == {"lpd", "lpd_top"}

@@ -31,8 +31,7 @@ from obscale_bayes.fit.downstream_select import (
     N_FOLDS,
     blocked_folds,
     kfold_predictive,
-    stack,
-    stack_crps,
+    stack_by,
 )
 from obscale_bayes.model.coordinates import N_AXES, PrincipalAxes, to_score_scale
 from obscale_bayes.model.downstream import NOISE_MODELS, RIDGE_SCALES, TargetPriors, check_choice
@@ -57,7 +56,7 @@ log = get_logger(__name__)
 
 #: Scores of the selection rule's stacking (:mod:`~obscale_bayes.fit.downstream_select`):
 #: blocked K-fold log predictive density, or CRPS of the stacked mixture.
-SCORES = ("lpd", "crps")
+SCORES = ("lpd", "crps", "lpd_top")
 
 
 @dataclass
@@ -157,9 +156,10 @@ def fit_target_module(
         Coordinates kept (default 3, fixed in advance).
     n_folds : int
         Blocks of the K-fold step.
-    score : {"lpd", "crps"}
+    score : {"lpd", "crps", "lpd_top"}
         What the stacking weighs the same fold fits by (:data:`SCORES`): the log predictive
-        density, or the CRPS of the mixture.
+        density, the CRPS of the mixture, or the log predictive density of the models of the
+        top two blocks only (:func:`~obscale_bayes.fit.downstream_select.stack_by`).
     **sample_kw
         ``draws, tune, chains, seed, target_accept, cores`` of :func:`fit_target`.
     """
@@ -196,7 +196,7 @@ def fit_target_module(
         lpd = pd.DataFrame({c: lp for c, (lp, _) in pred.items()})
         draws = {c: d for c, (_, d) in pred.items()}
         table["elpd_kfold"] = lpd.sum(axis=0)
-        table["weight"] = stack(lpd) if score == "lpd" else stack_crps(draws, y)
+        table["weight"] = stack_by(score, lpd, draws, y, folds)
     kept = table.index[table["weight"] > 0]
     fits = {c: fit_target(z, y, link, cands[c][0], priors=priors, weight_sd=cands[c][1],
                           **sample_kw) for c in kept}  # fmt: skip

@@ -34,8 +34,11 @@ w_c F_{ic}, y_i)`, with the candidates' clipped predictive draws
 :math:`\mathrm{CRPS}(F, y) = E|X - y| - \tfrac12 E|X - X'|` the mixture's CRPS is
 :math:`\sum_c w_c A_{ic} - \tfrac12 \sum_{c,d} w_c w_d B_{icd}` with
 :math:`A_{ic} = E|X_c - y_i|` and :math:`B_{icd} = E|X_c - X_d|` (independent draws), convex in
-:math:`w` (:math:`|x - x'|` is a negative-definite kernel).  Which score is the default, and
-why, is studies/target_rule.py's question (docs/backtests.md).
+:math:`w` (:math:`|x - x'|` is a negative-definite kernel).  ``"lpd_top"`` stacks the log
+densities of the models of the top two blocks only (highest :math:`z_1`: the top block is where
+the fold fits extrapolate upward, as held-out forecasts of stronger models do; the one under it
+keeps a few more points in the sum).  Which score is the default, and why, is
+studies/target_rule.py's question (docs/backtests.md).
 
 Fold fits use at most :data:`FOLD_DRAWS` draws and warm-up per chain and no retry: they only
 estimate a density, and they are many (nine candidates times :data:`N_FOLDS`).  The coordinates
@@ -59,6 +62,7 @@ __all__ = [
     "blocked_folds",
     "kfold_predictive",
     "stack",
+    "stack_by",
     "stack_crps",
 ]
 
@@ -68,6 +72,8 @@ N_FOLDS = 5
 FOLD_DRAWS = 500
 #: Stacking weights under this are dropped (their fits would not move a forecast).
 MIN_WEIGHT = 0.01
+#: Blocks the ``lpd_top`` score stacks on (the highest ``z_1``).
+TOP_BLOCKS = 2
 
 
 def blocked_folds(z1: np.ndarray, n_folds: int = N_FOLDS) -> np.ndarray:
@@ -174,3 +180,16 @@ def stack_crps(draws: dict[str, np.ndarray], y: np.ndarray) -> pd.Series:
         return w @ a_sum - 0.5 * w @ b_sum @ w
 
     return pd.Series(_simplex_argmin(loss, k), index=names)
+
+
+def stack_by(
+    score: str, lpd: pd.DataFrame, draws: dict[str, np.ndarray], y: np.ndarray, folds: np.ndarray
+) -> pd.Series:
+    """The candidates' weights by the rule's ``score``: :func:`stack` of every model's K-fold
+    log density (``"lpd"``), of the models of the top :data:`TOP_BLOCKS` blocks only
+    (``"lpd_top"``), or :func:`stack_crps` of the predictive draws (``"crps"``)."""
+    if score == "crps":
+        return stack_crps(draws, y)
+    if score == "lpd_top":  # the blocks where the fold fits extrapolate up or reach the top
+        return stack(lpd.loc[np.asarray(folds) > np.max(folds) - TOP_BLOCKS])
+    return stack(lpd)

@@ -88,7 +88,9 @@ def test_a_slope_moves_its_benchmark_by_c_times_x_and_nothing_else(sim, spec):
     flat = _truth_fit(data, truth, spec, benchmark_slope=_slope_on(truth, "arc_c", 0.0))
     x0 = spec.structure["x0"]
     target = [("Llama-2", 10 ** (21 + x0)), ("Llama-2", 10 ** (23 + x0))]
-    med = {k: forecast_compute(f, target, seed=0).capability for k, f in (("up", up), ("flat", flat))}
+    med = {
+        k: forecast_compute(f, target, seed=0).capability for k, f in (("up", up), ("flat", flat))
+    }
     xr_ = {k: forecast_compute(f, target, seed=0).table.set_index(["model", "benchmark"])["median"]
            for k, f in (("up", up), ("flat", flat))}  # fmt: skip
     np.testing.assert_array_equal(med["up"].values, med["flat"].values)  # same capabilities

@@ -7,7 +7,13 @@ import pandas as pd
 import pytest
 
 from obscale_bayes.errors import DataError, UsageError
-from obscale_bayes.fit.downstream_select import _mean_abs_diff, blocked_folds, stack, stack_crps
+from obscale_bayes.fit.downstream_select import (
+    _mean_abs_diff,
+    blocked_folds,
+    stack,
+    stack_by,
+    stack_crps,
+)
 from obscale_bayes.model.coordinates import PCAImputer, PrincipalAxes, to_score_scale
 from obscale_bayes.model.downstream import build_target_model, free_names, observed_target
 
@@ -164,6 +170,24 @@ def test_crps_stacking_weights_known_answers():
     assert grid[int(np.argmin(crps))] == 0.5
     with pytest.raises(UsageError, match="draws"):
         stack_crps({"a": np.full((10, 3), np.nan)}, np.zeros(3))
+
+
+def test_top_block_stacking_weighs_only_the_top_two_blocks():
+    """Candidate "low" is right on the lower three blocks, "high" on the top two: the log score
+    over every model prefers "low" (more models), the top blocks' score all "high"."""
+    folds = np.repeat(np.arange(5), 4)  # 5 blocks of 4 models
+    top = folds >= 3
+    lpd = pd.DataFrame({"low": np.where(top, -5.0, 1.0), "high": np.where(top, 1.0, -5.0)})
+    y = np.zeros(len(folds))
+    draws = {c: np.zeros((10, len(folds))) for c in lpd}
+    w_all = stack_by("lpd", lpd, draws, y, folds)
+    w_top = stack_by("lpd_top", lpd, draws, y, folds)
+    assert w_all["low"] > w_all["high"]
+    assert w_top.to_dict() == {"low": 0.0, "high": 1.0}
+    pd.testing.assert_series_equal(w_top, stack(lpd[top]))  # the same stacking, fewer rows
+    # with two blocks only, the top two are every model
+    two = np.repeat([0, 1], 10)
+    pd.testing.assert_series_equal(stack_by("lpd_top", lpd, draws, y, two), stack(lpd))
 
 
 def test_an_unknown_stacking_score_is_one_line_before_any_fit():
