@@ -10,8 +10,9 @@ family, the family effects integrated out), and are then conditioned on the obse
     \log q_s(\theta) = \log N(\theta; m_s, C_s)
         + \sum_{j \in \text{obs}} \log \mathcal D\!\left(y_j;\ p_j(\theta),\ \mathrm{sd}_j(\theta)\right)
 
-(:class:`~obscale_bayes.forecast.conditional_target.ConditionalTarget`; link, noise and likelihood -- normal or Student-t, as the spec
-says -- are those of :mod:`obscale_bayes.model.equations`).  Each observed cell depends on
+(:class:`~obscale_bayes.forecast.conditional_target.ConditionalTarget`; link, noise and
+likelihood -- normal or Student-t, as the spec says -- are those of
+:mod:`obscale_bayes.model.equations`).  Each observed cell depends on
 :math:`\theta` only through its linear predictor :math:`\eta_j`, so the gradient and Hessian
 follow by the chain rule from the first two derivatives of the cell's log density in
 :math:`\eta_j` (central differences of the equations, three evaluations a cell) and of the
@@ -33,6 +34,10 @@ Prior for each case (per draw; :math:`x` is centred log10 FLOPs):
   :math:`C = \mathrm{diag}(\sigma_a^2 + \sigma_b^2 x^2 + \sigma_e^2)`;
 * new family, unknown FLOPs: the exact mean and covariance of :math:`a + b x + e` (a Gaussian
   moment match; the true prior is not Gaussian there).
+
+A family's offsets and the benchmark slopes' :math:`c_j x` (where the spec has them) shift the
+intercepts; an unseen family's offsets and an unknown :math:`x` are marginalised on the observed
+cells as extra logit misfit and drawn afresh for the blank ones (:func:`conditional_forecast`).
 
 Each new model has its own random stream (spawned from ``seed`` by its row number), so its
 numbers do not depend on the other models forecast with it.

@@ -120,7 +120,9 @@ def simulate(
         slope_sd`` (only with family slopes), ``residual_sd, loading, intercept, misfit,
         logit_misfit, floor, loading_free, intercept_free, floor_fitted, x_latent``,
         ``misfit_free`` or ``logit_misfit_free`` (by ``misfit_scale``), plus ``x``
-        (true centred log10 FLOPs of every model) and ``expected_score (model, benchmark)``.
+        (true centred log10 FLOPs of every model) and ``expected_score (model, benchmark)``;
+        with family offsets ``family_offset_sd, family_offset``, with benchmark slopes
+        ``benchmark_slope_sd, benchmark_slope, compute_axis``.
     """
     if not isinstance(data_template, BenchmarkData):
         raise UsageError("simulate: data_template must be a BenchmarkData (e.g. load_shipped())")
