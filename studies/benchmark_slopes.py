@@ -47,6 +47,7 @@ sys.path.insert(0, str(ROOT / "studies"))
 from compute_extrapolation import (  # noqa: E402
     INNER_CUTOFF_1E21,
     METHODS,
+    add_fit_args,
     bayes_row,
     print_protocols,
     seed_mean,
@@ -122,10 +123,7 @@ def decide(rows: list[dict], seeds: list[int]) -> tuple[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    ap.add_argument("--draws", type=int, default=1000)
-    ap.add_argument("--tune", type=int, default=1000)
-    ap.add_argument("--chains", type=int, default=4)
+    add_fit_args(ap)
     ap.add_argument("--protocols", nargs="+", choices=list(GROUPS), default=list(GROUPS),
                     help="a subset (the rule needs both; the smoke test runs one)")  # fmt: skip
     ap.add_argument("--out", type=Path, default=OUT)

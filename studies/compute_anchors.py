@@ -37,7 +37,12 @@ sys.path.insert(0, str(ROOT))  # run from a checkout
 sys.path.insert(0, str(ROOT / "studies"))
 
 import pandas as pd  # noqa: E402
-from compute_extrapolation import INNER_CUTOFF_1E21, print_grid, write_verdict  # noqa: E402
+from compute_extrapolation import (  # noqa: E402
+    INNER_CUTOFF_1E21,
+    add_fit_args,
+    print_grid,
+    write_verdict,
+)
 from release_trend import training_table  # noqa: E402
 
 from obscale_bayes.evaluation import metrics  # noqa: E402
@@ -103,10 +108,7 @@ def decide(rows: list[dict]) -> tuple[float | None, str]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    ap.add_argument("--draws", type=int, default=1000)
-    ap.add_argument("--tune", type=int, default=1000)
-    ap.add_argument("--chains", type=int, default=4)
+    add_fit_args(ap)
     ap.add_argument("--protocols", nargs="+", choices=PROTOCOLS, default=list(PROTOCOLS),
                     help="a subset (the rule needs both; the smoke test runs one)")  # fmt: skip
     ap.add_argument("--out", type=Path, default=OUT)

@@ -221,6 +221,14 @@ def print_grid(rows: list[dict]) -> None:
               f"{r['min_ess_bulk']:.0f}, {r['divergences']} div")  # fmt: skip
 
 
+def add_fit_args(ap: argparse.ArgumentParser) -> None:
+    """The studies' sampling options: ``--seeds`` (0 1) and 4 chains x (1000 + 1000) draws."""
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--draws", type=int, default=1000)
+    ap.add_argument("--tune", type=int, default=1000)
+    ap.add_argument("--chains", type=int, default=4)
+
+
 def write_verdict(
     out: Path, settings: dict, rows: list[dict], verdict, reason: str, what: str
 ) -> None:
@@ -293,11 +301,8 @@ def main(argv: list[str] | None = None) -> int:
         choices=("slopes", "noise", "new_anchor", "offsets", "offsets_k1"),
         default="slopes",
     )
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    add_fit_args(ap)
     ap.add_argument("--specs", nargs="+", help="a subset of the question's candidates")
-    ap.add_argument("--draws", type=int, default=1000)
-    ap.add_argument("--tune", type=int, default=1000)
-    ap.add_argument("--chains", type=int, default=4)
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--resume", default=str(ROOT / "runs" / "jobs"))
     g.add_argument("--no-resume", action="store_true")

@@ -57,7 +57,7 @@ sys.path.insert(0, str(ROOT / "studies"))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from compute_extrapolation import write_verdict  # noqa: E402
+from compute_extrapolation import add_fit_args, write_verdict  # noqa: E402
 
 from obscale_bayes.evaluation import metrics  # noqa: E402
 from obscale_bayes.evaluation.backtest import _cut_bayes  # noqa: E402
@@ -125,10 +125,7 @@ def decide(rows: list[dict], seeds: list[int], cand: str = "crps") -> tuple[str,
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    ap.add_argument("--draws", type=int, default=1000)
-    ap.add_argument("--tune", type=int, default=1000)
-    ap.add_argument("--chains", type=int, default=4)
+    add_fit_args(ap)
     ap.add_argument("--analyses", nargs="+", help="a subset (the rule needs all eleven)")
     ap.add_argument("--question", choices=("crps", "top"), default="crps",
                     help="8: CRPS stacking (default); 10: the top blocks' log densities")  # fmt: skip
