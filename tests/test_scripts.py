@@ -160,6 +160,18 @@ def test_benchmark_slopes_study_runs(tmp_path):
         for p in ("compute_cutoff", "fill_half")
     }
     assert "family_flops" in text and "least_squares" in text
+    # question 11: only the candidate is fitted, the default's rows come from a result file
+    out2 = tmp_path / "offset_prior.json"
+    _run("studies/benchmark_slopes.py", *TINY, "--seeds", "0", "--protocols", "compute_cutoff",
+         "--question", "offset_prior", "--base-rows", str(out), "--out", str(out2))  # fmt: skip
+    res2 = json.loads(out2.read_text())
+    pooled2 = [r for r in res2["rows"] if r["benchmark"] == "all" and r["method"] == "bayes"]
+    assert sorted((r["spec"], r["protocol"]) for r in pooled2) == sorted(
+        (s, p) for s in ("default", "offset_sd_1") for p in ("compute_cutoff", "fill_half")
+    )
+    base = {r["protocol"]: r["mae"] for r in pooled if r["spec"] == "default"}
+    assert {r["protocol"]: r["mae"] for r in pooled2 if r["spec"] == "default"} == base
+    assert sum(r["method"] == "family_flops" for r in res2["rows"] if r["benchmark"] == "all") == 1
 
 
 def test_compute_anchors_study_runs(tmp_path):
