@@ -55,7 +55,8 @@ __all__ = [
 log = get_logger(__name__)
 
 #: Scores of the selection rule's stacking (:mod:`~obscale_bayes.fit.downstream_select`):
-#: blocked K-fold log predictive density, or CRPS of the stacked mixture.
+#: blocked K-fold log predictive density (of every model, or of the top two blocks' models
+#: only), or CRPS of the stacked mixture.
 SCORES = ("lpd", "crps", "lpd_top")
 
 
