@@ -35,8 +35,9 @@ the paper and BBH presets' held-out numbers seen (every BBH miss above its band;
 paper's forecasts of the stronger models biased low by the same 4-7 pp): the log-density stacking
 sums over every block of the blocked K-fold, and most of its points are the weak models of the
 lower blocks, where the fold fits interpolate or extrapolate *down*; on the inner protocol the
-rule put more than half of its weight on the tightest ridge (0.5) in 15 of 22 rows.  The candidate score ``lpd_top``
-stacks the same fold fits' log densities over the models of the **top two blocks only** (the top
+rule put more than half of its weight on the tightest ridge (0.5) in 15 of 22 rows.  The
+candidate score ``lpd_top`` stacks the same fold fits' log densities over the models of the
+**top two blocks only** (the top
 block is where the fold fits extrapolate up, as every held-out forecast does).  Same protocol,
 cases and seeds as question 8; the rule, written before these fits ran, is question 8's with
 ``lpd_top`` in place of ``crps``: **on every seed, geometric-mean inner MSE ratio lpd_top / lpd

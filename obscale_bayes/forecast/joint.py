@@ -33,7 +33,6 @@ from obscale_bayes.errors import UsageError
 from obscale_bayes.model.draws import compute_axis_draws, family_terms
 from obscale_bayes.model.equations import (
     compute_axis_np,
-    compute_shift_np,
     expected_score_np,
     free_misfit_name,
     inv_items,
@@ -193,11 +192,8 @@ def _theta_draws(fit, cells: list[Cell], idx: np.ndarray, rng: np.random.Generat
                 )
             m = models[c.model]
             off = None if pa.family_offset is None else pa.family_offset[idx, fam_of[m]]
-            if x_fit is not None:  # benchmark slopes: c_j x_m at the model's (latent) x
-                off = (0.0 if off is None else off) + compute_shift_np(
-                    pa.benchmark_slope[idx], x_fit[:, m]
-                )
-            out.append((cap[:, m], off))
+            # benchmark slopes: c_j x_m at the model's (latent) x (x_fit is None without them)
+            out.append((cap[:, m], pa.offset_at(off, 0.0 if x_fit is None else x_fit[:, m], idx)))
             continue
         key = (c.family, float(c.flops))
         if c.family not in fams:
@@ -208,9 +204,7 @@ def _theta_draws(fit, cells: list[Cell], idx: np.ndarray, rng: np.random.Generat
         x = compute_axis_np(c.flops, pa.x0)
         if key not in new:
             new[key] = a + b * x + pa.residual_sd[idx] * rng.standard_normal(a.shape)
-        if pa.benchmark_slope is not None:
-            off = (0.0 if off is None else off) + compute_shift_np(pa.benchmark_slope[idx], x)
-        out.append((new[key], off))
+        out.append((new[key], pa.offset_at(off, x, idx)))
     return out
 
 

@@ -109,14 +109,18 @@ class PosteriorArrays:
             out.append(drawn[f])
         return np.stack(out, axis=1)
 
-    def offset_at(self, offset: np.ndarray | None, x) -> np.ndarray | None:
+    def offset_at(
+        self, offset: np.ndarray | None, x, idx: np.ndarray | None = None
+    ) -> np.ndarray | None:
         r"""A model's intercept shift at compute axis ``x``: its family offsets ``offset`` (S, J)
         or None, plus the benchmark slopes' :math:`c_j x` (``x`` a scalar or (S,) draws);
-        ``offset`` as it is where the spec has no benchmark slopes."""
+        ``offset`` as it is where the spec has no benchmark slopes.  ``idx``: the draws kept
+        (thinned), to which ``offset`` and ``x`` already belong."""
         if self.benchmark_slope is None:
             return offset
-        x = np.broadcast_to(np.asarray(x, dtype=float), (self.n_samples,))
-        shift = compute_shift_np(self.benchmark_slope, x)
+        slope = self.benchmark_slope if idx is None else self.benchmark_slope[idx]
+        x = np.broadcast_to(np.asarray(x, dtype=float), slope.shape[:1])
+        shift = compute_shift_np(slope, x)
         return shift if offset is None else offset + shift
 
     def offsets_at(self, offset: np.ndarray | None, xs) -> np.ndarray | None:
