@@ -182,6 +182,8 @@ def prepare_inputs(data, spec: ModelSpec) -> ModelInputs:
     ob = s["benchmark"].map(b_pos).to_numpy()
     y = (s["value"].to_numpy(dtype=float) - lo[ob]) / (hi[ob] - lo[ob])
     floor = (bench.loc[used_b, "floor"].to_numpy(dtype=float) - lo) / (hi - lo)
+    if st["fitted_floors"] == "non_anchor":  # NaN = fitted (prior `floor`)
+        floor[[j for j, b in enumerate(used_b) if b not in anchors]] = np.nan
     groups = set(st["bounded_groups"])
     bounded = []
     if groups and "group" in bench.columns:

@@ -54,6 +54,12 @@ DEFAULT_STRUCTURE: dict[str, Any] = {
     # benchmark its own slope; the K capabilities tie the slopes to the cross-model loadings).
     # False: the default (docs/model.md "Benchmark slopes").
     "benchmark_slopes": False,
+    # Which chance floors g_j are fitted (prior `floor`): "blank" (the default), those the
+    # metadata leave blank; "non_anchor", every non-anchor benchmark's (the family + FLOPs
+    # sigmoid fits its floor; a metadata chance level says where guessing lands, not where the
+    # weakest models' curve flattens).  The anchors' floors stay fixed: capability k is the
+    # anchor's logit above its floor.
+    "fitted_floors": "blank",
     # "normal" or "student_t" (heavier tails on the misfit term).
     "likelihood": "normal",
     "student_t_nu": 4.0,
@@ -240,6 +246,9 @@ def _check_structure(where: str, s: dict[str, Any]) -> dict[str, Any]:
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
             raise SpecError(f"{where}: structure.{num} must be a number, got {v!r}")
         s[num] = float(v)
+    if s["fitted_floors"] not in ("blank", "non_anchor"):
+        raise SpecError(f"{where}: structure.fitted_floors must be 'blank' or 'non_anchor', "
+                        f"got {s['fitted_floors']!r}")  # fmt: skip
     if s["misfit_scale"] not in ("score", "logit"):
         raise SpecError(
             f"{where}: structure.misfit_scale must be 'score' or 'logit', got {s['misfit_scale']!r}"

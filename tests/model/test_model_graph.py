@@ -128,6 +128,19 @@ def test_latent_flops_only_for_unknown(data, default_model):
     assert list(m2.coords["latent_flops_model"]) == []
 
 
+def test_fitted_floors_of_every_non_anchor_benchmark(data):
+    """``fitted_floors = "non_anchor"`` fits every floor but the anchors' (question 12)."""
+    m = build_model(data, load_spec("fitted_floors"))
+    bench = list(m.coords["benchmark"])
+    anchors = load_spec("fitted_floors").anchors
+    assert list(m.coords["fitted_floor_benchmark"]) == [b for b in bench if b not in anchors]
+    v = _evaluate(m, ["floor"])["floor"]
+    meta = data.benchmarks.set_index("benchmark")["floor"]
+    for j, b in enumerate(bench):
+        if b in anchors:
+            assert v[j] == meta[b]
+
+
 def test_fitted_floor_only_truthfulqa(data, default_model):
     m = default_model
     assert list(m.coords["fitted_floor_benchmark"]) == ["truthfulqa"]

@@ -81,6 +81,7 @@ def test_overrides_apply_and_validate():
         ({"structure": {"n_factors": 4, "anchors": ["mmlu"]}}, "one anchor benchmark per factor"),
         ({"structure": {"likelihood": "cauchy"}}, "likelihood"),
         ({"structure": {"noncentered_factors": ["gsm8k"]}}, "not anchors"),
+        ({"structure": {"fitted_floors": "all"}}, "fitted_floors must be 'blank' or 'non_anchor'"),
         ({"extra": 1}, "unknown top-level key"),
     ],
 )
