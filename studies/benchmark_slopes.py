@@ -48,11 +48,13 @@ standard preset had been seen): on the inner compute_cutoff protocol (seed 0) th
 over-predicts ARC-C (MAE 7.84 vs 4.70 pp for the family + FLOPs sigmoid, 20 of 25 cells above the
 truth) and Winogrande (5.30 vs 3.50 pp), the two benchmarks whose weakest models score at or
 under their metadata chance level; the sigmoid fits its floor in [0, chance + margin], ours fixes
-it there.  The candidate ``fitted_floors`` (``models/fitted_floors.toml``) is the default with
-every non-anchor benchmark's chance floor fitted (prior ``floor``, Uniform(0, 0.5), as TruthfulQA's
-already is).  The rule, written before its fits ran, is question 9's (conditions 1-4 against the
+it there.  The candidate ``fitted_floors`` (``models/fitted_floors.toml`` then; the default
+since) is the default with every non-anchor benchmark's chance floor fitted (prior ``floor``,
+Uniform(0, 0.5), as TruthfulQA's already is).  The rule, written before its fits ran, is question 9's (conditions 1-4 against the
 default, then the 5-seed gate), on the same protocols, seeds and settings, with the default's
-rows of question 9 (``--base-rows``).  Results go to ``studies/results/fitted_floors.json``.
+rows of question 9 (``--base-rows``).  Results go to ``studies/results/fitted_floors.json``
+(the 5-seed gate: ``fitted_floors_gate.json``).  Verdict: accepted (docs/model.md "Fitted chance
+floors"); the default's rows of questions 9-12 are the ``metadata_floors`` spec (:func:`spec_of`).
 """
 
 from __future__ import annotations
@@ -92,11 +94,16 @@ QUESTIONS = {"slopes": "benchmark_slopes", "offset_prior": "offset_sd_1", "floor
 
 
 def spec_of(name: str):
-    """A candidate's spec: a shipped variant, or ``offset_sd_1`` (question 11)."""
+    """A spec as these questions ran it: the default of the time had its chance floors from
+    metadata (``fitted_floors = "blank"``, the ``metadata_floors`` variant since question 12
+    made the fitted floors the default), and so did questions 9 and 11's candidates;
+    ``fitted_floors`` is question 12's candidate, today's default."""
+    if name == "fitted_floors":
+        return load_spec("default").with_overrides(fitted_floors="non_anchor")
     if name == "offset_sd_1":
         wide = {"family_offset_sd": {"dist": "halfnormal", "sigma": 1.0}}
-        return load_spec("default").with_overrides(priors=wide)
-    return load_spec(name)
+        return load_spec("default").with_overrides(priors=wide, fitted_floors="blank")
+    return load_spec(name).with_overrides(fitted_floors="blank")
 
 
 #: case groups: the compute_cutoff fit also scores its fill_half cells

@@ -54,12 +54,13 @@ DEFAULT_STRUCTURE: dict[str, Any] = {
     # benchmark its own slope; the K capabilities tie the slopes to the cross-model loadings).
     # False: the default (docs/model.md "Benchmark slopes").
     "benchmark_slopes": False,
-    # Which chance floors g_j are fitted (prior `floor`): "blank" (the default), those the
-    # metadata leave blank; "non_anchor", every non-anchor benchmark's (the family + FLOPs
-    # sigmoid fits its floor; a metadata chance level says where guessing lands, not where the
-    # weakest models' curve flattens).  The anchors' floors stay fixed: capability k is the
-    # anchor's logit above its floor.
-    "fitted_floors": "blank",
+    # Which chance floors g_j are fitted (prior `floor`): "non_anchor" (the default), every
+    # non-anchor benchmark's: a metadata chance level says where guessing lands, not where the
+    # weakest models' curve flattens (ARC-C acc_norm, Winogrande); "blank", only those the
+    # metadata leave blank (the `metadata_floors` variant).  The anchors' floors stay fixed:
+    # capability k is the anchor's logit above its floor.  Chosen on training models only
+    # (docs/model.md "Fitted chance floors").
+    "fitted_floors": "non_anchor",
     # "normal" or "student_t" (heavier tails on the misfit term).
     "likelihood": "normal",
     "student_t_nu": 4.0,
@@ -192,6 +193,7 @@ class ModelSpec:
         d.get("structure", {}).setdefault("family_offsets", False)
         d.get("structure", {}).setdefault("compute_anchor_misfit", None)
         d.get("structure", {}).setdefault("benchmark_slopes", False)
+        d.get("structure", {}).setdefault("fitted_floors", "blank")
         return spec_from_dict(d, source=source)
 
     def with_overrides(

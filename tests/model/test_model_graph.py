@@ -128,11 +128,11 @@ def test_latent_flops_only_for_unknown(data, default_model):
     assert list(m2.coords["latent_flops_model"]) == []
 
 
-def test_fitted_floors_of_every_non_anchor_benchmark(data):
-    """``fitted_floors = "non_anchor"`` fits every floor but the anchors' (question 12)."""
-    m = build_model(data, load_spec("fitted_floors"))
+def test_fitted_floors_of_every_non_anchor_benchmark(data, default_model):
+    """The default (``fitted_floors = "non_anchor"``) fits every floor but the anchors' (q. 12)."""
+    m = default_model
     bench = list(m.coords["benchmark"])
-    anchors = load_spec("fitted_floors").anchors
+    anchors = load_spec().anchors
     assert list(m.coords["fitted_floor_benchmark"]) == [b for b in bench if b not in anchors]
     v = _evaluate(m, ["floor"])["floor"]
     meta = data.benchmarks.set_index("benchmark")["floor"]
@@ -141,8 +141,9 @@ def test_fitted_floors_of_every_non_anchor_benchmark(data):
             assert v[j] == meta[b]
 
 
-def test_fitted_floor_only_truthfulqa(data, default_model):
-    m = default_model
+def test_metadata_floors_fit_only_truthfulqa(data):
+    """``fitted_floors = "blank"`` fits only the floor the metadata leave blank."""
+    m = build_model(data, load_spec("metadata_floors"))
     assert list(m.coords["fitted_floor_benchmark"]) == ["truthfulqa"]
     assert m.named_vars_to_dims["floor_fitted"] == ("fitted_floor_benchmark",)
     v = _evaluate(m, ["floor"])["floor"]
@@ -219,7 +220,9 @@ def test_logp_finite_with_exact_zero_and_one_scores(data):
 def test_inputs_consistent_with_graph(data, default_model):
     inp = prepare_inputs(data, load_spec())
     assert inp.unknown_x.size == len(default_model.coords["latent_flops_model"])
-    assert np.isnan(inp.floor).sum() == 1
+    assert np.isnan(inp.floor).sum() == len(inp.benchmark_ids) - len(
+        inp.anchor_idx
+    )  # all but anchors
     np.testing.assert_allclose(inp.inv_n, 1.0 / data.benchmarks["n_items"].to_numpy())
 
 
