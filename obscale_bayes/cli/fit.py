@@ -137,10 +137,12 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if not fit.diagnostics.passed and not fit.diagnostics.approximate:
         per_family = len(data.models) / max(data.models["family"].nunique(), 1)
         hint = ""
-        if spec.structure["family_offsets"] and per_family < 3:
-            # small families: the offsets are what the OLL v2 fits missed on (performance.md)
-            hint = (f"; its families have {per_family:.1f} models on average: "
-                    "--spec no_offsets (no family-by-benchmark offsets) often passes there")  # fmt: skip
+        small = spec.structure["family_offsets"] or spec.structure["fitted_floors"] != "blank"
+        if small and per_family < 3:
+            # small families: the offsets and the fitted floors are what the OLL v2 fits missed
+            # on (performance.md)
+            hint = (f"; its families have {per_family:.1f} models on average: --spec no_offsets "
+                    "(no family-by-benchmark offsets, floors from metadata) often passes there")  # fmt: skip
         log.info(
             "the convergence gate failed: do not trust these draws yet; run longer "
             "(--draws/--tune) or change the spec%s",

@@ -24,6 +24,8 @@ TARGETS = [("Llama-2", 8.4e24), ("NewFamily", 1e24)]
 def test_a_fit_written_before_the_move_loads_and_forecasts_the_same():
     fit = CapabilityModel.load(HERE / "fit_before_rehousing.nc")
     assert fit.spec.name == "default"
+    # written before the fitted floors: it keeps its metadata floors (and forecasts as then)
+    assert fit.spec.structure["fitted_floors"] == "blank"
     assert len(fit.data.models) == 19
     new = forecast_compute(fit, TARGETS, ci=0.9, seed=0).table
     old = pd.read_csv(HERE / "fit_before_rehousing_forecast.csv")
