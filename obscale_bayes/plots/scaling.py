@@ -309,7 +309,7 @@ def _legend(
         handles.append(Line2D([], [], color="0.3", marker="o", ls="none", mfc="none",
                               label="FLOPs unknown (at posterior median)"))  # fmt: skip
     if any_floor:
-        handles.append(Line2D([], [], color="0.5", lw=0.8, ls=":", label="chance floor"))
+        handles.append(Line2D([], [], color="0.5", lw=0.8, ls=":", label="chance level (metadata)"))
     if any_target:
         handles.append(Line2D([], [], color="0.3", marker="D", ls="none", mec="black",
                               label="forecast target"))  # fmt: skip
