@@ -43,6 +43,9 @@ class ModelInputs:
     metric_max: np.ndarray  # (J,)
     # non-anchor benchmarks on the bounded capability scale with loadings >= 0
     bounded_bench: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    # (J,) the metadata's rescaled chance level (NaN where blank), whether or not the spec fits
+    # the floor: simulations take it as the realistic true floor of a fitted one
+    chance: np.ndarray | None = None
     # release_trend only: (F,) release year of each family minus release_ref_year (NaN where no
     # model of the family has a date), the prior (mean, sd) of an undated family's year, and
     # the year a family the fit has not seen is forecast at (the newest dated family's)
@@ -182,6 +185,7 @@ def prepare_inputs(data, spec: ModelSpec) -> ModelInputs:
     ob = s["benchmark"].map(b_pos).to_numpy()
     y = (s["value"].to_numpy(dtype=float) - lo[ob]) / (hi[ob] - lo[ob])
     floor = (bench.loc[used_b, "floor"].to_numpy(dtype=float) - lo) / (hi - lo)
+    chance = floor.copy()
     if st["fitted_floors"] == "non_anchor":  # NaN = fitted (prior `floor`)
         floor[[j for j, b in enumerate(used_b) if b not in anchors]] = np.nan
     groups = set(st["bounded_groups"])
@@ -212,6 +216,7 @@ def prepare_inputs(data, spec: ModelSpec) -> ModelInputs:
         metric_min=lo,
         metric_max=hi,
         bounded_bench=np.array(bounded, dtype=int),
+        chance=chance,
     )
 
 

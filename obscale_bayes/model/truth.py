@@ -231,6 +231,11 @@ def benchmark_parameters(
             nu[j] = real.get("logit_misfit", nu[j])
             if fitted[j] and "floor" in real:
                 floor[j] = real["floor"]
+        # a fitted floor with a metadata chance level: realistically, that level (the prior
+        # Uniform(0, 0.5) would put e.g. GSM8K's floor anywhere up to 0.5)
+        if inp.chance is not None:
+            meta = fitted & np.isfinite(inp.chance)
+            floor[meta] = inp.chance[meta]
     lam[inp.anchor_idx] = np.eye(n_k)
     alpha[inp.anchor_idx] = 0.0
     fixed = fixed_misfits(inp, spec)
