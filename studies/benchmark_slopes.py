@@ -50,9 +50,9 @@ truth) and Winogrande (5.30 vs 3.50 pp), the two benchmarks whose weakest models
 under their metadata chance level; the sigmoid fits its floor in [0, chance + margin], ours fixes
 it there.  The candidate ``fitted_floors`` (``models/fitted_floors.toml`` then; the default
 since) is the default with every non-anchor benchmark's chance floor fitted (prior ``floor``,
-Uniform(0, 0.5), as TruthfulQA's already is).  The rule, written before its fits ran, is question 9's (conditions 1-4 against the
-default, then the 5-seed gate), on the same protocols, seeds and settings, with the default's
-rows of question 9 (``--base-rows``).  Results go to ``studies/results/fitted_floors.json``
+Uniform(0, 0.5), as TruthfulQA's already is).  The rule, written before its fits ran, is
+question 9's (conditions 1-4 against the default, then the 5-seed gate), on the same protocols,
+seeds and settings, with the default's rows of question 9 (``--base-rows``).  Results go to ``studies/results/fitted_floors.json``
 (the 5-seed gate: ``fitted_floors_gate.json``).  Verdict: accepted (docs/model.md "Fitted chance
 floors"); the default's rows of questions 9-12 are the ``metadata_floors`` spec (:func:`spec_of`).
 """
